@@ -1,0 +1,160 @@
+"""The ``riskmon`` command. Sub-commands import their implementation lazily so that
+``riskmon --help`` and light commands start fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import orjson
+
+    from riskmon.events import json_schemas
+
+    schemas = json_schemas()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, schema in schemas.items():
+            (out / f"{name}.schema.json").write_bytes(
+                orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+            )
+        print(f"wrote {len(schemas)} schemas to {out}")
+    else:
+        wanted = schemas if args.type == "all" else {args.type: schemas[args.type]}
+        sys.stdout.write(
+            orjson.dumps(wanted, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+        )
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from producers.eventfile import iter_lines
+    from riskmon.events import EventError, parse_event
+
+    bad = total = 0
+    for path in args.files:
+        for lineno, raw in iter_lines(Path(path)):
+            total += 1
+            try:
+                parse_event(raw)
+            except EventError as exc:
+                bad += 1
+                if bad <= args.show:
+                    print(f"{path}:{lineno}: {exc}", file=sys.stderr)
+    print(f"{total} events, {bad} invalid")
+    return 1 if bad else 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from producers.simulator import main as simulate_main
+
+    return simulate_main(args)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from producers.replay import main as replay_main
+
+    return replay_main(args)
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from riskmon.broker import main as broker_main
+
+    return broker_main(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from riskmon.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "simulate":
+        from producers.simulator import bench_main
+
+        return bench_main(args)
+    raise SystemExit(f"unknown benchmark {args.what!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riskmon",
+        description="Real-time risk monitor for small-business lending. Kafka settings come from "
+        "RISKMON_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("schema", help="print or export the JSON Schemas of the event contract")
+    p.add_argument("--type", default="all", choices=["all", "event", "electricity", "invoice", "logistics", "payment"])
+    p.add_argument("--out", help="write one <type>.schema.json per type into this directory")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("validate", help="check event files against the contract")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--show", type=int, default=20, help="print at most this many errors")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("simulate", help="simulate a population of firms and write an event file")
+    p.add_argument("--firms", type=int, default=500)
+    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--start", default="2025-11-01", help="first simulated day (YYYY-MM-DD)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument(
+        "--share",
+        action="append",
+        default=[],
+        metavar="SCENARIO=FRACTION",
+        help="override a scenario's share of firms, e.g. --share shutdown=0.1 (repeatable)",
+    )
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("replay", help="replay event files onto the Kafka event topics")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--bootstrap", help="host:port[,host:port]; default RISKMON_BOOTSTRAP_SERVERS")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, help="event-time seconds played per wall second")
+    pace.add_argument("--max", action="store_true", help="as fast as possible (the default)")
+    p.add_argument("--batch-size", type=int, default=200, help="events per batch envelope; 1 sends plain records")
+    p.add_argument("--linger-ms", type=float, default=20.0, help="flush a partial batch after this long")
+    p.add_argument("--partitions", type=int, help="partitions of topics created (default RISKMON_PARTITIONS or 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground")
+    p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--data-dir", help="data directory (default: a fresh temporary one)")
+    p.set_defaults(func=_cmd_broker)
+
+    p = sub.add_parser("demo", help="the end-to-end demo on the embedded broker")
+    p.add_argument("--firms", type=int, default=300)
+    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", default="out/demo")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="benchmarks that print figures")
+    p.add_argument("what", choices=["simulate"])
+    p.add_argument("--firms", type=int, default=2000)
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--runs", type=int, default=3)
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

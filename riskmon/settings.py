@@ -1,0 +1,86 @@
+"""One settings object for every riskmon process; each option has a ``RISKMON_*`` environment twin.
+
+>>> s = Settings(partitions=4)
+>>> s.partitions, s.bootstrap_servers is None
+(4, True)
+>>> import os; os.environ["RISKMON_PARTITIONS"] = "12"; Settings().partitions
+12
+>>> del os.environ["RISKMON_PARTITIONS"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """riskmon configuration. Environment variables are the field names upper-cased with the
+    ``RISKMON_`` prefix, e.g. ``RISKMON_BOOTSTRAP_SERVERS``."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKMON_", extra="ignore", validate_default=True)
+
+    # --- Kafka connection -------------------------------------------------------------------
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Comma-separated host:port list. Unset: commands that need a broker start the "
+        "embedded one (noida-db) on 127.0.0.1.",
+    )
+    partitions: int = Field(default=8, ge=1, le=1024, description="Partitions of every event topic.")
+    replication_factor: int = Field(default=1, ge=1, le=16, description="Replication of new topics.")
+    client_id: str = Field(default="riskmon", min_length=1)
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(default=None, description="Never logged.")
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    # --- embedded broker --------------------------------------------------------------------
+    embedded_host: str = Field(default="127.0.0.1", description="Address the embedded broker binds.")
+    embedded_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+    embedded_data_dir: Path | None = Field(
+        default=None, description="Data dir of the embedded broker; unset: a fresh temporary dir."
+    )
+
+    # --- event time -------------------------------------------------------------------------
+    timezone: str = Field(default="Asia/Shanghai", description="Firms' local time zone for firm-days.")
+
+    @field_validator("sasl_mechanism", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Connection and security options for aiokafka clients (producer, consumer, admin)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            ctx = create_ssl_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+                certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+                keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+            )
+            ctx.check_hostname = self.ssl_check_hostname
+            kwargs["ssl_context"] = ctx
+        if self.security_protocol.startswith("SASL"):
+            if not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+                raise ValueError(
+                    "RISKMON_SECURITY_PROTOCOL is SASL_*: set RISKMON_SASL_MECHANISM, "
+                    "RISKMON_SASL_USERNAME and RISKMON_SASL_PASSWORD"
+                )
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return kwargs

@@ -1,0 +1,89 @@
+"""Topics, partitioning and the record formats on riskmon's event topics.
+
+An event topic carries three kinds of record, told apart by the decoded JSON object:
+
+* a **single event** — one event object (see :mod:`riskmon.events`), key = firm_id; this is what
+  any external producer (kcat, a source connector) sends;
+* a **batch envelope** — ``{"riskmon_batch": 1, "events": [event, ...]}``, key ``null``: consecutive
+  events of one topic *and partition*, in arrival order, packed by riskmon's own producers because
+  stream processors pay per Kafka record, not per byte;
+* a **watermark** — ``{"riskmon_watermark": 1, "time": ISO-8601, "producer": str}``: the producer
+  promises it has delivered every event whose delivery time is before ``time``. Producers broadcast
+  each watermark to every partition of every event topic, after everything delivered before it, so
+  that firms that fall silent still have their days closed, identically whatever the partition
+  count or replay speed.
+
+>>> partition_for("F00001", 8) == partition_for("F00001", 8)
+True
+>>> env = pack_batch([b'{"a":1}', b'{"b":2}'])
+>>> env
+b'{"riskmon_batch":1,"events":[{"a":1},{"b":2}]}'
+>>> classify(orjson.loads(env))
+'batch'
+>>> classify(orjson.loads(watermark_record(datetime(2026, 1, 1, tzinfo=timezone.utc), "replay")))
+'watermark'
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Iterable, Literal
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+TOPIC_PREFIX = "riskmon.events."
+EVENT_TOPICS: dict[str, str] = {
+    "electricity": "riskmon.events.electricity",
+    "invoice": "riskmon.events.invoice",
+    "logistics": "riskmon.events.logistics",
+    "payment": "riskmon.events.payment",
+}
+#: Lines of an event file that cannot be parsed or validated, with the reason in headers.
+REPLAY_DLQ_TOPIC = "riskmon.events.dlq"
+LATE_TOPIC = "riskmon.events.late"
+VITALITY_TOPIC = "riskmon.vitality"
+
+BATCH_MARKER = "riskmon_batch"
+WATERMARK_MARKER = "riskmon_watermark"
+_BATCH_HEAD = b'{"riskmon_batch":1,"events":['
+
+
+def dlq_topic(topic: str) -> str:
+    """Dead-letter topic of an input topic: ``<topic>.dlq``."""
+    return f"{topic}.dlq"
+
+
+@lru_cache(maxsize=1_000_000)
+def partition_for(firm_id: str, partitions: int) -> int:
+    """The partition a firm's events live in: Kafka's default (murmur2) partitioner on the
+    UTF-8 firm id, so records keyed by firm_id from any Kafka client land in the same place."""
+    return (murmur2(firm_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
+def pack_batch(serialized_events: Iterable[bytes]) -> bytes:
+    """Build a batch envelope from already-serialized events, without re-encoding them."""
+    return _BATCH_HEAD + b",".join(serialized_events) + b"]}"
+
+
+def watermark_record(time: datetime, producer: str) -> bytes:
+    """Serialize a watermark: every event delivered before ``time`` has been sent."""
+    if time.tzinfo is None:
+        raise ValueError("watermark time must be timezone-aware")
+    return orjson.dumps({WATERMARK_MARKER: 1, "time": time.isoformat(), "producer": producer})
+
+
+def classify(obj: Any) -> Literal["batch", "watermark", "event"]:
+    """What a decoded record is. Anything that is not an envelope or a watermark is treated as a
+    single event (and validated as one)."""
+    if isinstance(obj, dict):
+        if BATCH_MARKER in obj:
+            return "batch"
+        if WATERMARK_MARKER in obj:
+            return "watermark"
+    return "event"
+
+
+def utc(dt: datetime) -> datetime:
+    return dt.astimezone(timezone.utc)
