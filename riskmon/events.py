@@ -26,9 +26,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     TypeAdapter,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 SCHEMA_VERSION = 1
@@ -45,7 +47,9 @@ EVENT_TYPES: tuple[str, ...] = ("electricity", "invoice", "logistics", "payment"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 FirmId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-Money = Annotated[float, Field(ge=0, le=MAX_AMOUNT_CNY, allow_inf_nan=False)]
+# Numbers and flags are strict: a JSON string such as "12.5" is rejected rather than coerced, so
+# the validated JSON object itself can travel downstream unchanged.
+Money = Annotated[float, Strict(), Field(ge=0, le=MAX_AMOUNT_CNY, allow_inf_nan=False)]
 
 
 class EventError(ValueError):
@@ -76,11 +80,26 @@ class _EventBase(BaseModel):
     )
     schema_version: Literal[1] = Field(default=SCHEMA_VERSION, description="Contract version.")
 
-    @model_validator(mode="after")
-    def _delivery_not_before_event(self) -> "_EventBase":
-        if self.delivered_at is not None and self.delivered_at < self.event_time:
-            raise ValueError("delivered_at is earlier than event_time")
-        return self
+    @field_validator("event_time", "delivered_at", mode="before")
+    @classmethod
+    def _iso_string(cls, value: Any) -> Any:
+        # Only ISO 8601 text, parsed exactly as the stream processors parse it; no epoch numbers.
+        if value is None:
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"expected an ISO 8601 string, got {type(value).__name__}")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 timestamp: {value[:40]!r}") from None
+
+    @field_validator("delivered_at", mode="after")
+    @classmethod
+    def _delivery_not_before_event(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        event_time = info.data.get("event_time")
+        if value is not None and event_time is not None and value < event_time:
+            raise ValueError("earlier than event_time")
+        return value
 
     @property
     def delivery_time(self) -> datetime:
@@ -93,10 +112,10 @@ class ElectricityReading(_EventBase):
 
     type: Literal["electricity"] = "electricity"
     meter_id: Identifier = Field(description="Meter that took the reading; a firm may have several.")
-    interval_minutes: Annotated[int, Field(ge=1, le=1440)] = Field(
+    interval_minutes: Annotated[int, Strict(), Field(ge=1, le=1440)] = Field(
         description="Length of the metered interval in minutes (15, 30 or 60 in practice)."
     )
-    kwh: Annotated[float, Field(ge=0, le=MAX_KWH_PER_INTERVAL, allow_inf_nan=False)] = Field(
+    kwh: Annotated[float, Strict(), Field(ge=0, le=MAX_KWH_PER_INTERVAL, allow_inf_nan=False)] = Field(
         description="Energy consumed during the interval, kWh."
     )
 
@@ -117,11 +136,13 @@ class Invoice(_EventBase):
     amount: Money = Field(description="Amount before tax, CNY.")
     tax: Money = Field(description="VAT amount, CNY; never more than amount.")
 
-    @model_validator(mode="after")
-    def _tax_within_amount(self) -> "Invoice":
-        if self.tax > self.amount:
-            raise ValueError("tax is larger than amount")
-        return self
+    @field_validator("tax", mode="after")
+    @classmethod
+    def _tax_within_amount(cls, value: float, info: ValidationInfo) -> float:
+        amount = info.data.get("amount")
+        if amount is not None and value > amount:
+            raise ValueError("larger than amount")
+        return value
 
 
 class LogisticsEvent(_EventBase):
@@ -133,7 +154,7 @@ class LogisticsEvent(_EventBase):
         description="created: a new shipping order; picked_up / delivered: later scans of it."
     )
     value: Money = Field(description="Declared value of the goods, CNY.")
-    weight_kg: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = Field(
+    weight_kg: Annotated[float, Strict(), Field(ge=0, le=1e6, allow_inf_nan=False)] = Field(
         description="Gross weight, kg."
     )
 
@@ -143,12 +164,12 @@ class Payment(_EventBase):
 
     type: Literal["payment"] = "payment"
     txn_id: Identifier = Field(description="Transaction id at the payment processor.")
-    amount: Annotated[float, Field(gt=0, le=MAX_AMOUNT_CNY, allow_inf_nan=False)] = Field(
+    amount: Annotated[float, Strict(), Field(gt=0, le=MAX_AMOUNT_CNY, allow_inf_nan=False)] = Field(
         description="Amount, CNY; always positive, the direction says which way."
     )
     direction: Literal["in", "out"] = Field(description="in: money received; out: money paid.")
     channel: Literal["pos", "transfer", "online", "qr"] = Field(description="Payment channel.")
-    refund: bool = Field(default=False, description="True when the flow reverses an earlier sale.")
+    refund: Annotated[bool, Strict()] = Field(default=False, description="True when the flow reverses an earlier sale.")
 
 
 Event = Annotated[

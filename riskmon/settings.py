@@ -51,6 +51,35 @@ class Settings(BaseSettings):
 
     # --- event time -------------------------------------------------------------------------
     timezone: str = Field(default="Asia/Shanghai", description="Firms' local time zone for firm-days.")
+    lateness_electricity_s: float = Field(default=2 * 3600.0, ge=0, description="Allowed lateness, s.")
+    lateness_invoice_s: float = Field(default=36 * 3600.0, ge=0, description="T+1 plus a 12 h margin.")
+    lateness_logistics_s: float = Field(default=3600.0, ge=0)
+    lateness_payment_s: float = Field(default=3600.0, ge=0)
+    firms_file: Path | None = Field(
+        default=None,
+        description="Firm register (JSON lines with firm_id and industry, e.g. a simulation's "
+        "truth.jsonl or firms.jsonl). Firms missing from it use the default thresholds.",
+    )
+
+    # --- stream worker ----------------------------------------------------------------------
+    app_id: str = Field(default="riskmon", min_length=1, description="Faust app id (consumer group).")
+    worker_id: str = Field(
+        default="0", min_length=1, description="Stable id of this worker: static group membership."
+    )
+    checkpoint_records: int = Field(
+        default=2000, ge=1, description="Checkpoint state at least every this many input records."
+    )
+    web_enabled: bool = Field(default=False, description="Faust's web server (off by default).")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+
+    def lateness_s(self) -> dict[str, float]:
+        return {
+            "electricity": self.lateness_electricity_s,
+            "invoice": self.lateness_invoice_s,
+            "logistics": self.lateness_logistics_s,
+            "payment": self.lateness_payment_s,
+        }
 
     @field_validator("sasl_mechanism", mode="before")
     @classmethod

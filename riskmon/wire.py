@@ -87,3 +87,52 @@ def classify(obj: Any) -> Literal["batch", "watermark", "event"]:
 
 def utc(dt: datetime) -> datetime:
     return dt.astimezone(timezone.utc)
+
+
+#: Default spacing of watermarks, seconds of arrival time.
+WATERMARK_INTERVAL_S = 600.0
+
+
+class WatermarkSchedule:
+    """When a producer replaying a file in arrival order must broadcast watermarks.
+
+    The arrival clock is the running maximum of the events' delivery times. Each time it passes a
+    multiple of ``interval_s`` (aligned to the Unix epoch), the boundary is due: every event seen
+    so far arrived before it. Depends only on the file's content, never on wall time, so every
+    replay of a file — at any speed, by replay or by the in-process backtest — puts the same
+    watermarks between the same events.
+
+    >>> ws = WatermarkSchedule(600)
+    >>> ws.observe(1000.0), ws.observe(1150.0), ws.observe(1300.0), ws.observe(2500.0)
+    (None, None, 1200.0, 2400.0)
+    >>> ws.final()
+    3000.0
+    """
+
+    def __init__(self, interval_s: float = WATERMARK_INTERVAL_S) -> None:
+        if interval_s <= 0:
+            raise ValueError("watermark interval must be positive")
+        self.interval_s = interval_s
+        self.clock: float | None = None
+        self._next: float | None = None
+
+    def observe(self, arrival_s: float) -> float | None:
+        """Register one event's arrival time (epoch seconds), *before* sending the event.
+        Returns the watermark to broadcast first, or None."""
+        if self.clock is None:
+            self.clock = arrival_s
+            self._next = (arrival_s // self.interval_s + 1) * self.interval_s
+            return None
+        if arrival_s <= self.clock:
+            return None
+        self.clock = arrival_s
+        assert self._next is not None
+        if arrival_s < self._next:
+            return None
+        boundary = (arrival_s // self.interval_s) * self.interval_s
+        self._next = boundary + self.interval_s
+        return boundary
+
+    def final(self) -> float | None:
+        """The closing watermark after the last event: the boundary after the clock."""
+        return None if self._next is None else self._next

@@ -1,0 +1,27 @@
+"""Every topic riskmon's pipeline reads or writes, created together so they stay co-partitioned."""
+
+from __future__ import annotations
+
+from riskmon.settings import Settings
+from riskmon.wire import EVENT_TOPICS, LATE_TOPIC, REPLAY_DLQ_TOPIC, VITALITY_TOPIC, dlq_topic
+
+INTERNAL_TOPIC = "riskmon.internal.events"
+
+
+def pipeline_topics() -> list[str]:
+    """Input, internal and output topics, all with the configured partition count."""
+    events = list(EVENT_TOPICS.values())
+    return [
+        *events,
+        *(dlq_topic(t) for t in events),
+        REPLAY_DLQ_TOPIC,
+        INTERNAL_TOPIC,
+        LATE_TOPIC,
+        VITALITY_TOPIC,
+    ]
+
+
+async def ensure_pipeline_topics(settings: Settings) -> list[str]:
+    from riskmon.broker import ensure_topics
+
+    return await ensure_topics(settings, pipeline_topics(), settings.partitions)
