@@ -576,10 +576,13 @@ def ensure_topics_sync(settings: "Settings", names: Iterable[str], partitions: i
 
 
 async def _partition_counts(admin: Any, names: list[str], need_leaders: bool = False) -> dict[str, int]:
-    described = await admin.describe_topics(names)
+    # Metadata for *all* topics: asking for named topics would make a broker with
+    # auto.create.topics.enable (noida-db has it) create missing ones with one partition.
+    wanted = set(names)
+    described = await admin.describe_topics()
     counts: dict[str, int] = {}
     for topic in described:
-        if topic.get("error_code", 0) != 0:
+        if topic["topic"] not in wanted or topic.get("error_code", 0) != 0:
             continue  # 3 = UNKNOWN_TOPIC_OR_PARTITION
         parts = topic.get("partitions") or []
         if not parts:

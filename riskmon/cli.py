@@ -72,6 +72,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from streams.ingest import main as ingest_main
+
+    return ingest_main(args)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from streams.app import main as worker_main
+
+    return worker_main(args)
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from streams.backtest import main as backtest_main
+
+    return backtest_main(args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "simulate":
         from producers.simulator import bench_main
@@ -124,6 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partitions", type=int, help="partitions of topics created (default RISKMON_PARTITIONS or 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("ingest", help="run the ingest stage: event topics -> validated envelopes")
+    p.add_argument("--bootstrap", help="host:port[,host:port]; default RISKMON_BOOTSTRAP_SERVERS")
+    p.add_argument("--instance-id", default="0", help="stable id: static membership, transactional id")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("worker", help="run a Faust stream worker computing vitality")
+    p.add_argument("--bootstrap", help="host:port[,host:port]; default RISKMON_BOOTSTRAP_SERVERS")
+    p.add_argument("--worker-id", help="stable id for static group membership (RISKMON_WORKER_ID)")
+    p.add_argument("--firms-file", help="firm register, JSON lines with firm_id and industry")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("backtest", help="run the vitality core over an event file, without Kafka")
+    p.add_argument("path", help="a simulation directory or an event file")
+    p.add_argument("--firms", help="firm register (default: the simulation's truth.jsonl)")
+    p.add_argument("--out", help="vitality output (default: vitality.jsonl beside the input)")
+    p.set_defaults(func=_cmd_backtest)
 
     p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground")
     p.add_argument("--port", type=int, default=9092)

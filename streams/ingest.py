@@ -6,12 +6,13 @@ read here by a plain aiokafka consumer, validated in bulk, and forwarded to the 
 internal topic ``riskmon.internal.events`` as envelopes tagged with their stream and source
 partition:
 
-* internal envelope: ``{"riskmon_batch": 1, "stream": s, "src": q, "events": [...]}``
-* internal watermark: ``{"riskmon_watermark": 1, "stream": s, "src": q, "time": ISO}``
+* internal record: ``{"riskmon_batch": 1, "segments": [segment, ...]}``, the segments in order,
+  each either ``{"stream": s, "src": q, "events": [...]}`` or
+  ``{"stream": s, "src": q, "watermark": ISO}``.
 
 Events go to the partition of their firm (``partition_for``) whichever partition they came in
 on; watermarks of source partition *q* go to every internal partition, after every event that
-preceded them in *q*. Bad input goes to ``<topic>.dlq`` with the reason in headers and is counted:
+preceded them in *q*. One poll becomes about one record per internal partition. Bad input goes to ``<topic>.dlq`` with the reason in headers and is counted:
 a bad member of an envelope alone, a record that is no valid envelope whole.
 
 Each poll is forwarded in one Kafka transaction together with the consumed offsets, so the
@@ -22,7 +23,7 @@ internal topic holds every valid event exactly once (read with ``read_committed`
 >>> r.on_record("riskmon.events.payment", 0, 0, ev)
 >>> r.on_record("riskmon.events.payment", 0, 1, b'{"firm_id": 42}')
 >>> out, dead = r.drain()
->>> [(p, orjson.loads(v)["events"][0]["event_id"]) for p, v in out]
+>>> [(p, orjson.loads(v)["segments"][0]["events"][0]["event_id"]) for p, v in out]
 [(0, 'e1')]
 >>> dead[0].topic, dead[0].headers[0]
 ('riskmon.events.payment.dlq', ('error', b'type: must be one of electricity, invoice, logistics, payment, got None'))
@@ -48,9 +49,9 @@ log = logging.getLogger("riskmon.ingest")
 from riskmon.topics import INTERNAL_TOPIC
 INGEST_GROUP = "riskmon-ingest"
 STREAM_OF_TOPIC: dict[str, str] = {topic: stream for stream, topic in EVENT_TOPICS.items()}
-#: Events per internal envelope; big enough to amortise Faust's per-record cost, small enough to
-#: stay far below Kafka's default 1 MB message size.
-ENVELOPE_MAX_EVENTS = 500
+#: Events per internal record; big enough to amortise Faust's per-record cost, small enough to
+#: keep records a few hundred kB.
+ENVELOPE_MAX_EVENTS = 1000
 
 
 @dataclass
@@ -84,6 +85,9 @@ class IngestRouter:
         self.clock = clock
         self.counts = IngestCounts()
         self._buffers: dict[tuple[str, int, int], list[bytes]] = {}
+        # Per internal partition: encoded segments in order, and how many events they hold.
+        self._segments: dict[int, list[bytes]] = {}
+        self._segment_events: dict[int, int] = {}
         self._out: list[tuple[int, bytes]] = []
         self._dead: list[DeadLetter] = []
 
@@ -150,8 +154,6 @@ class IngestRouter:
             buf = self._buffers[buf_key] = []
         buf.append(raw)
         self.counts.events[stream] += 1
-        if len(buf) >= self.envelope_max_events:
-            self._flush_buffer(buf_key)
 
     def _on_watermark(
         self, stream: str, topic: str, partition: int, offset: int, obj: dict, value: bytes,
@@ -172,10 +174,9 @@ class IngestRouter:
         # Everything that preceded the watermark in this source partition goes out first.
         for buf_key in [k for k in self._buffers if k[0] == stream and k[1] == partition]:
             self._flush_buffer(buf_key)
-        record = orjson.dumps(
-            {"riskmon_watermark": 1, "stream": stream, "src": partition, "time": raw_time}
-        )
-        self._out.extend((p, record) for p in range(self.partitions))
+        segment = orjson.dumps({"stream": stream, "src": partition, "watermark": raw_time})
+        for p in range(self.partitions):
+            self._add_segment(p, segment, 0)
         self.counts.watermarks += 1
 
     def _flush_buffer(self, buf_key: tuple[str, int, int]) -> None:
@@ -183,9 +184,22 @@ class IngestRouter:
         if not events:
             return
         stream, source, target = buf_key
-        head = orjson.dumps({"riskmon_batch": 1, "stream": stream, "src": source})[:-1]
-        self._out.append((target, head + b',"events":[' + b",".join(events) + b"]}"))
-        self.counts.envelopes_out += 1
+        head = orjson.dumps({"stream": stream, "src": source})[:-1]
+        self._add_segment(target, head + b',"events":[' + b",".join(events) + b"]}", len(events))
+
+    def _add_segment(self, target: int, segment: bytes, n_events: int) -> None:
+        segments = self._segments.setdefault(target, [])
+        segments.append(segment)
+        self._segment_events[target] = self._segment_events.get(target, 0) + n_events
+        if self._segment_events[target] >= self.envelope_max_events:
+            self._emit(target)
+
+    def _emit(self, target: int) -> None:
+        segments = self._segments.pop(target, None)
+        self._segment_events.pop(target, None)
+        if segments:
+            self._out.append((target, b'{"riskmon_batch":1,"segments":[' + b",".join(segments) + b"]}"))
+            self.counts.envelopes_out += 1
 
     def _dead_letter(
         self, topic: str, partition: int, offset: int, value: bytes | None, key: bytes | None,
@@ -208,6 +222,8 @@ class IngestRouter:
         """Flush partial envelopes and hand over everything routed so far, in order."""
         for buf_key in list(self._buffers):
             self._flush_buffer(buf_key)
+        for target in sorted(self._segments):
+            self._emit(target)
         out, dead = self._out, self._dead
         self._out, self._dead = [], []
         return out, dead

@@ -82,14 +82,14 @@ class PartitionPipeline:
         self.counts = PipelineCounts()
 
     def on_record(self, obj: dict[str, Any], offset: int = -1, out: Emitted | None = None) -> Emitted:
-        """Apply one decoded internal record (envelope or watermark)."""
+        """Apply one decoded internal record: its segments of events and watermarks, in order."""
         out = out if out is not None else Emitted()
-        stream = obj["stream"]
-        source = obj["src"]
-        if "riskmon_watermark" in obj:
-            self._closed(self.core.on_watermark(stream, source, parse_time(obj["time"])), out)
-        else:
-            self.on_events(obj["events"], source, offset, out)
+        for segment in obj["segments"]:
+            events = segment.get("events")
+            if events is not None:
+                self.on_events(events, segment["src"], offset, out)
+            else:
+                self.on_watermark(segment["stream"], segment["src"], parse_time(segment["watermark"]), out)
         return out
 
     def on_events(

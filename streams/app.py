@@ -1,0 +1,199 @@
+"""The Faust worker: per-firm vitality in event time, state in changelog-backed tables.
+
+Thin adapter around :class:`streams.pipeline.PartitionPipeline`. It reads the internal topic that
+the ingest stage fills with envelopes (hundreds of events per Kafka record, so Faust's per-record
+cost is amortised) and watermarks.
+
+Recovery design — at-least-once input, exact state, idempotent output:
+
+* Records are consumed with ``noack``: an input offset is acknowledged (and so may be committed)
+  only after the state that reflects it has been written to the changelog tables.
+* A checkpoint of partition *p* at input offset *k* writes every firm changed since the previous
+  checkpoint (``firmstate`` table, key firm_id, each stamped with *k*), then the partition's
+  watermarks (``partmeta`` table, key *p*, stamped with *k*), then acks the records up to *k*.
+  Faust flushes the producer before it commits offsets, so a committed offset never runs ahead of
+  the state. Checkpoints happen whenever firm-days close (once per event-time day) and at least
+  every ``checkpoint_records`` records.
+* After a crash or rebalance the new owner rebuilds the partition from the tables and resumes at
+  the committed offset. Records at or below the partition's checkpoint are skipped; an event is
+  also skipped for a firm whose own state is stamped at or beyond the record's offset (a
+  checkpoint interrupted half-way). Everything else is reprocessed, deterministically, so the state
+  ends exactly as in a clean run. Vitality updates emitted between the last checkpoint and the
+  crash are emitted again, identical: consumers deduplicate by (firm_id, day).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+
+from riskmon.settings import Settings
+from riskmon.topics import INTERNAL_TOPIC
+from riskmon.wire import LATE_TOPIC, VITALITY_TOPIC, partition_for
+from streams.eventtime import FirmState
+from streams.pipeline import Emitted, PartitionPipeline
+from streams.registry import FirmRegistry
+
+log = logging.getLogger("riskmon.worker")
+
+
+@dataclass
+class PartitionRuntime:
+    pipeline: PartitionPipeline
+    checkpoint_offset: int = -1
+    pending: list[Any] = field(default_factory=list)  # unacked faust events
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    kwargs = settings.kafka_client_kwargs()
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(kwargs["ssl_context"])
+    mechanism = settings.sasl_mechanism
+    assert settings.sasl_password is not None
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=settings.sasl_password.get_secret_value(),
+        ssl_context=kwargs.get("ssl_context"),
+        mechanism=mechanism,
+    )
+
+
+def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faust.App:
+    if not settings.bootstrap_servers:
+        raise ValueError("the stream worker needs RISKMON_BOOTSTRAP_SERVERS")
+    registry = registry if registry is not None else FirmRegistry.from_file(settings.firms_file)
+    partitions = settings.partitions
+    brokers = [f"kafka://{b.strip()}" for b in settings.bootstrap_servers.split(",")]
+    app = faust.App(
+        settings.app_id,
+        broker=brokers,
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        topic_partitions=partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=0,
+        web_enabled=settings.web_enabled,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        consumer_group_instance_id=f"{settings.app_id}-worker-{settings.worker_id}",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_max_request_size=16 * 1024 * 1024,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        producer_linger_ms=5,
+        stream_recovery_delay=0.0,
+    )
+    internal = app.topic(
+        INTERNAL_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
+    vitality_topic = app.topic(
+        VITALITY_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
+    late_topic = app.topic(LATE_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions)
+    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    firm_table = app.Table("firmstate", partitions=partitions, schema=raw)
+    meta_table = app.Table("partmeta", partitions=partitions, schema=raw)
+    runtimes: dict[int, PartitionRuntime] = {}
+    app.riskmon_runtimes = runtimes  # type: ignore[attr-defined]
+
+    def load_partition(p: int) -> PartitionRuntime:
+        pipeline = PartitionPipeline(
+            n_sources=partitions,
+            registry=registry,
+            lateness_s=settings.lateness_s(),
+            tz=settings.timezone,
+        )
+        meta_raw = meta_table.get(str(p).encode())
+        meta = orjson.loads(meta_raw) if meta_raw is not None else None
+        firms = []
+        for key, value in firm_table.items():
+            firm_id = key.decode() if isinstance(key, bytes) else key
+            if partition_for(firm_id, partitions) == p:
+                firms.append(FirmState.from_json(firm_id, orjson.loads(value)))
+        pipeline.core.restore(meta, firms)
+        rt = PartitionRuntime(pipeline, checkpoint_offset=meta["k"] if meta else -1)
+        log.info("partition %d: restored %d firms at offset %d", p, len(firms), rt.checkpoint_offset)
+        return rt
+
+    def checkpoint(p: int, rt: PartitionRuntime, offset: int) -> None:
+        core = rt.pipeline.core
+        for firm_id in sorted(core.dirty):
+            firm = core.firms[firm_id]
+            firm.checkpoint_offset = offset
+            firm_table[firm_id.encode()] = orjson.dumps(firm.to_json())
+        core.dirty.clear()
+        meta_table[str(p).encode()] = orjson.dumps({**core.meta_json(), "k": offset})
+        rt.checkpoint_offset = offset
+        for ev in rt.pending:
+            ev.ack()
+        rt.pending.clear()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        for tp in revoked:
+            if tp.topic == INTERNAL_TOPIC:
+                runtimes.pop(tp.partition, None)
+
+    @app.agent(internal, name="riskmon-vitality")
+    async def vitality(stream: Any) -> None:
+        async for event in stream.noack().events():
+            message = event.message
+            p, offset = message.partition, message.offset
+            rt = runtimes.get(p)
+            if rt is None:
+                rt = runtimes[p] = load_partition(p)
+            if offset <= rt.checkpoint_offset:
+                event.ack()
+                continue
+            rt.pending.append(event)
+            out = Emitted()
+            rt.pipeline.on_record(orjson.loads(event.value), offset, out)
+            for firm_id, value in out.late:
+                await late_topic.send(key=firm_id.encode(), value=value)
+            for firm_id, value in out.vitality:
+                await vitality_topic.send(key=firm_id.encode(), value=value)
+            if out.vitality or len(rt.pending) >= settings.checkpoint_records:
+                checkpoint(p, rt, offset)
+
+    return app
+
+
+def quiet_logging(level: int = logging.WARNING) -> None:
+    """Faust's worker leaves the root logger at DEBUG; keep riskmon's own INFO lines only."""
+    logging.getLogger().setLevel(level)
+    for name in ("faust", "mode", "aiokafka", "kafka"):
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("riskmon").setLevel(logging.INFO)
+
+
+def main(args: Any) -> int:
+    """``riskmon worker``: run one stream worker until SIGINT/SIGTERM."""
+    from riskmon.topics import ensure_pipeline_topics
+    import asyncio
+
+    overrides: dict[str, Any] = {}
+    if args.bootstrap:
+        overrides["bootstrap_servers"] = args.bootstrap
+    if args.worker_id:
+        overrides["worker_id"] = args.worker_id
+    if args.firms_file:
+        overrides["firms_file"] = args.firms_file
+    settings = Settings().model_copy(update=overrides)
+    if not settings.bootstrap_servers:
+        raise SystemExit("riskmon worker: pass --bootstrap or set RISKMON_BOOTSTRAP_SERVERS")
+    asyncio.run(ensure_pipeline_topics(settings))
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+
+    @app.task
+    async def _quiet() -> None:
+        quiet_logging()
+
+    worker.execute_from_commandline()
+    return 0
