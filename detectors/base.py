@@ -39,7 +39,7 @@ and storing every ``__init__`` argument under an attribute of the same name (so 
     ...         self.mean += (as_value(x) - self.mean) / self.n
     >>> det = RunningMean(protected=True, protect_threshold=0.8)
     >>> [round(det.score_learn_one(v), 3) for v in [1.0, 1.0, 1.2, 50.0, 1.0]]
-    [0.0, 0.0, 0.167, 0.98, 0.0]
+    [0.0, 0.0, 0.167, 0.98, 0.062]
     >>> det.n          # the 50.0 scored 0.98 > 0.8 and was not learned
     4
     >>> det.clone()

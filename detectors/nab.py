@@ -66,6 +66,7 @@ __all__ = [
     "evaluate",
     "evaluate_scores",
     "nab_round",
+    "add_arguments",
     "main",
 ]
 
@@ -483,42 +484,69 @@ def _format(results: dict[str, ProfileResult], label: str) -> str:
             r = results[name]
             lines.append(f"{name:<20} {r.threshold:>12.10g} {r.score:>7.1f} {r.raw:>9.2f} {r.tp:>4} {r.fn:>4} {r.fp:>6}")
     lines.append("")
-    lines.append(f"{'detector':<28} {'standard':>9} {'low_FP':>9} {'low_FN':>9}")
+    lines.append(f"{'detector':<32} {'standard':>9} {'low_FP':>9} {'low_FN':>9}")
     rows = [(k, v) for k, v in SCOREBOARD.items()]
     mine = tuple(results[n].score if n in results else float("nan") for n in names)
     rows.append((f"* {label} (this run)", mine))
     rows.sort(key=lambda kv: -kv[1][0] if not math.isnan(kv[1][0]) else 0)
     for k, v in rows:
-        lines.append(f"{k:<28} " + " ".join(f"{x:>9.1f}" for x in v))
+        lines.append(f"{k:<32} " + " ".join(f"{x:>9.1f}" for x in v))
     return "\n".join(lines)
+
+
+def add_arguments(p) -> None:
+    """Add the ``riskmon nab`` options to an argparse (sub)parser."""
+    p.add_argument("path", help="NAB root directory (with data/ and labels/)")
+    p.add_argument("--detector", default="default",
+                   help="registered detector name: default, windowed_gaussian, hst, ... (default: default)")
+    p.add_argument("--profile", dest="profiles", action="append", choices=list(PROFILES),
+                   help="score only this profile (repeatable; default: all three)")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes, files in parallel (default 2)")
+    p.add_argument("--seed", type=int, default=None, help="seed passed to the detector")
+    p.add_argument("--per-file", action="store_true", help="also print the raw standard score of each file")
 
 
 def main(args) -> int:
     """Entry point of ``riskmon nab PATH``; ``args`` has ``path`` and optionally ``detector``,
-    ``profiles`` (list of names), ``jobs`` and ``seed``."""
-    from detectors.base import get_detector, load_all
+    ``profiles`` (list of names), ``jobs``, ``seed`` and ``per_file``."""
+    import detectors.univariate  # noqa: F401 - registers the univariate detectors
+    from detectors.base import get_detector
 
-    load_all()
     name = getattr(args, "detector", None) or "default"
     profiles = getattr(args, "profiles", None) or list(PROFILES)
     unknown = set(profiles) - set(PROFILES)
     if unknown:
         raise SystemExit(f"unknown profile(s) {sorted(unknown)}; known: {list(PROFILES)}")
-    jobs = int(getattr(args, "jobs", None) or 2)
+    jobs = max(1, int(getattr(args, "jobs", None) or 2))
     seed = getattr(args, "seed", None)
     params = {} if seed is None else {"seed": seed}
-    detector = get_detector(name, **params)
+    try:
+        detector = get_detector(name, **params)
+    except KeyError as exc:
+        raise SystemExit(str(exc.args[0])) from None
 
     t0 = time.perf_counter()
     files = load_corpus(args.path)
     rows = sum(f.labels.n for f in files)
     n_windows = sum(len(f.labels.windows) for f in files)
     odd = check_windows(files)
-    print(f"NAB corpus {args.path}: {len(files)} files, {rows} rows, {n_windows} windows "
-          f"({len(files) - len(odd)} files' windows follow the README rule exactly; differing: {', '.join(odd) or 'none'})")
+    print(f"NAB corpus {args.path}: {len(files)} files, {rows} rows, {n_windows} windows; windows follow the "
+          f"README rule in {len(files) - len(odd)} files (differing: {', '.join(odd) or 'none'})")
     print(f"detector: {detector!r}")
     results, _ = evaluate(args.path, detector, profiles, jobs, files=files)
     elapsed = time.perf_counter() - t0
-    print(f"scored in {elapsed:.1f} s with {jobs} job(s) ({rows / elapsed:,.0f} rows/s)\n")
+    print(f"run + scoring: {elapsed:.1f} s with {jobs} job(s) ({rows / elapsed:,.0f} rows/s)\n")
     print(_format(results, name))
+    if getattr(args, "per_file", False) and "standard" in results:
+        print("\nraw standard score per file (windows):")
+        for f, raw in zip(files, results["standard"].per_file):
+            print(f"  {raw:8.3f} ({len(f.labels.windows)}) {f.name}")
     return 0
+
+
+if __name__ == "__main__":  # python -m detectors.nab PATH [...]
+    import argparse
+
+    _parser = argparse.ArgumentParser(prog="python -m detectors.nab", description="score a detector on NAB")
+    add_arguments(_parser)
+    raise SystemExit(main(_parser.parse_args()))

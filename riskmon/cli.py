@@ -90,6 +90,12 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return backtest_main(args)
 
 
+def _cmd_nab(args: argparse.Namespace) -> int:
+    from detectors.nab import main as nab_main
+
+    return nab_main(args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "simulate":
         from producers.simulator import bench_main
@@ -159,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--firms", help="firm register (default: the simulation's truth.jsonl)")
     p.add_argument("--out", help="vitality output (default: vitality.jsonl beside the input)")
     p.set_defaults(func=_cmd_backtest)
+
+    p = sub.add_parser("nab", help="score an anomaly detector on the NAB corpus (Numenta Anomaly Benchmark)")
+    p.add_argument("path", help="NAB root directory (with data/ and labels/)")
+    p.add_argument("--detector", default="default", help="registered detector: default, windowed_gaussian, hst (default: default)")
+    p.add_argument("--profile", dest="profiles", action="append", choices=["standard", "reward_low_FP_rate", "reward_low_FN_rate"], help="score only this profile (repeatable; default: all three)")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes, files in parallel (default 2)")
+    p.add_argument("--seed", type=int, default=None, help="seed passed to the detector")
+    p.add_argument("--per-file", action="store_true", help="also print each file's raw standard score")
+    p.set_defaults(func=_cmd_nab)
 
     p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground")
     p.add_argument("--port", type=int, default=9092)

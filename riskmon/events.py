@@ -110,7 +110,7 @@ class _EventBase(BaseModel):
 class ElectricityReading(_EventBase):
     """One grid-meter interval reading; event_time is the start of the interval."""
 
-    type: Literal["electricity"] = "electricity"
+    type: Literal["electricity"] = Field(default="electricity", description="Event type tag; selects the topic.")
     meter_id: Identifier = Field(description="Meter that took the reading; a firm may have several.")
     interval_minutes: Annotated[int, Strict(), Field(ge=1, le=1440)] = Field(
         description="Length of the metered interval in minutes (15, 30 or 60 in practice)."
@@ -127,7 +127,7 @@ class ElectricityReading(_EventBase):
 class Invoice(_EventBase):
     """A VAT e-invoice issued or received by the firm, or the cancellation of one it issued."""
 
-    type: Literal["invoice"] = "invoice"
+    type: Literal["invoice"] = Field(default="invoice", description="Event type tag; selects the topic.")
     invoice_id: Identifier = Field(description="Invoice number; a cancellation repeats the original's.")
     kind: Literal["issued", "cancelled", "received"] = Field(
         description="issued: a sale by the firm; received: a purchase; cancelled: voids an issued one."
@@ -148,7 +148,7 @@ class Invoice(_EventBase):
 class LogisticsEvent(_EventBase):
     """A shipping order or waybill scan: a new order, a pick-up or a delivery."""
 
-    type: Literal["logistics"] = "logistics"
+    type: Literal["logistics"] = Field(default="logistics", description="Event type tag; selects the topic.")
     order_id: Identifier = Field(description="Shipping order or waybill id; the same across its scans.")
     status: Literal["created", "picked_up", "delivered"] = Field(
         description="created: a new shipping order; picked_up / delivered: later scans of it."
@@ -162,7 +162,7 @@ class LogisticsEvent(_EventBase):
 class Payment(_EventBase):
     """A payment flow on the firm's accounts: POS/acquiring, transfers, online and QR payments."""
 
-    type: Literal["payment"] = "payment"
+    type: Literal["payment"] = Field(default="payment", description="Event type tag; selects the topic.")
     txn_id: Identifier = Field(description="Transaction id at the payment processor.")
     amount: Annotated[float, Strict(), Field(gt=0, le=MAX_AMOUNT_CNY, allow_inf_nan=False)] = Field(
         description="Amount, CNY; always positive, the direction says which way."

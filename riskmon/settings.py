@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     checkpoint_records: int = Field(
         default=2000, ge=1, description="Checkpoint state at least every this many input records."
     )
+    state_dir: Path | None = Field(
+        default=None,
+        description="Faust's data directory; unset: a fresh temporary one (state lives in "
+        "changelog topics, so nothing there needs to survive a restart).",
+    )
     web_enabled: bool = Field(default=False, description="Faust's web server (off by default).")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)

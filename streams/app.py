@@ -25,6 +25,7 @@ Recovery design — at-least-once input, exact state, idempotent output:
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
         broker=brokers,
         broker_credentials=_credentials(settings),
         store="memory://",
+        datadir=str(settings.state_dir or tempfile.mkdtemp(prefix="riskmon-worker-")),
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=0,

@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 import orjson
 
-from riskmon.events import EVENT_TYPES, EventError, decode_json, validate_event
+from riskmon.events import EVENT_TYPES, MAX_EVENT_BYTES, EventError, validate_event
 from riskmon.settings import Settings
 from riskmon.wire import EVENT_TOPICS, classify, dlq_topic, partition_for
 
@@ -84,7 +84,7 @@ class IngestRouter:
         self.envelope_max_events = envelope_max_events
         self.clock = clock
         self.counts = IngestCounts()
-        self._buffers: dict[tuple[str, int, int], list[bytes]] = {}
+        self._buffers: dict[tuple[str, int, int], list[dict]] = {}
         # Per internal partition: encoded segments in order, and how many events they hold.
         self._segments: dict[int, list[bytes]] = {}
         self._segment_events: dict[int, int] = {}
@@ -122,8 +122,11 @@ class IngestRouter:
             for index, member in enumerate(events):
                 self._on_event(stream, topic, partition, offset, member, None, index)
         else:
-            if len(value) > _max_event_bytes():
-                self._dead_letter(topic, partition, offset, value, key, _size_error(len(value)))
+            if len(value) > MAX_EVENT_BYTES:
+                self._dead_letter(
+                    topic, partition, offset, value, key,
+                    f"event: {len(value)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit",
+                )
                 return
             self._on_event(stream, topic, partition, offset, obj, value, None)
 
@@ -131,19 +134,16 @@ class IngestRouter:
         self, stream: str, topic: str, partition: int, offset: int, obj: Any,
         raw: bytes | None, index: int | None,
     ) -> None:
-        if raw is None:
-            raw = orjson.dumps(obj)
-            if len(raw) > _max_event_bytes():
-                self._dead_letter(topic, partition, offset, raw, None, _size_error(len(raw)), index)
-                return
+        # A validated event is small by construction (every string field has a maximum length
+        # and extra fields are forbidden), so envelope members need no separate size check.
         try:
             event = validate_event(obj)
         except EventError as exc:
-            self._dead_letter(topic, partition, offset, raw, None, str(exc), index)
+            self._dead_letter(topic, partition, offset, raw or orjson.dumps(obj), None, str(exc), index)
             return
         if event.type != stream:
             self._dead_letter(
-                topic, partition, offset, raw, None,
+                topic, partition, offset, raw or orjson.dumps(obj), None,
                 f"type: a {event.type} event on the {stream} topic", index,
             )
             return
@@ -152,7 +152,7 @@ class IngestRouter:
         buf = self._buffers.get(buf_key)
         if buf is None:
             buf = self._buffers[buf_key] = []
-        buf.append(raw)
+        buf.append(obj)
         self.counts.events[stream] += 1
 
     def _on_watermark(
@@ -184,8 +184,8 @@ class IngestRouter:
         if not events:
             return
         stream, source, target = buf_key
-        head = orjson.dumps({"stream": stream, "src": source})[:-1]
-        self._add_segment(target, head + b',"events":[' + b",".join(events) + b"]}", len(events))
+        segment = orjson.dumps({"stream": stream, "src": source, "events": events})
+        self._add_segment(target, segment, len(events))
 
     def _add_segment(self, target: int, segment: bytes, n_events: int) -> None:
         segments = self._segments.setdefault(target, [])
@@ -227,16 +227,6 @@ class IngestRouter:
         out, dead = self._out, self._dead
         self._out, self._dead = [], []
         return out, dead
-
-
-def _max_event_bytes() -> int:
-    from riskmon.events import MAX_EVENT_BYTES
-
-    return MAX_EVENT_BYTES
-
-
-def _size_error(size: int) -> str:
-    return f"event: {size} bytes exceeds the {_max_event_bytes()}-byte limit"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1142 @@
+"""``riskmon replay``: play event files onto the Kafka event topics, as fast as possible or paced.
+
+Each line of the files (in arrival order) is decoded and validated against the event contract,
+routed to ``wire.EVENT_TOPICS[type]`` and to the partition of its firm (``wire.partition_for``).
+Per topic-partition the file's order is kept.
+
+* **Batch mode** (the default, ``batch_size`` > 1): consecutive events of one topic-partition are
+  packed into one batch envelope (``wire.pack_batch`` of the original line bytes), flushed when it
+  holds ``batch_size`` events, when it is ``linger_ms`` of wall time old, and before every
+  watermark. ``batch_size=1`` sends plain one-event records keyed by firm_id instead.
+* **Watermarks**: the arrival clock is the running maximum of the events' ``delivered_at`` (or
+  ``event_time``). When it crosses a boundary of the watermark interval (epoch-aligned multiples of
+  ``WATERMARK_INTERVAL_S``), pending envelopes are flushed and a watermark at the latest boundary
+  crossed is broadcast to every partition of every event topic; at the end a final watermark at the
+  first boundary after the last arrival. An event whose own arrival time is earlier than the clock
+  (a file not perfectly sorted) counts as arriving at the clock. Watermarks depend on the file
+  content only, so every partition gets the same event/watermark interleaving at any speed or
+  batch size.
+* **Bad lines** (not JSON, breaking the contract, over the size limit) are reported on stderr as
+  ``file:line: reason`` and sent to ``wire.REPLAY_DLQ_TOPIC`` with headers ``error``, ``file`` and
+  ``line``; they never stop the replay.
+
+Validation uses a fast path that accepts only events in the canonical form the contract's
+producers write (and that pydantic would accept too); anything else goes through
+:func:`riskmon.events.validate_event`, so accept/reject decisions are exactly the contract's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Awaitable, Callable, ClassVar, Literal, Protocol, Sequence, Union
+
+import orjson
+
+from producers.eventfile import EventFile, EventFileError
+from riskmon import wire
+from riskmon.events import (
+    MAX_AMOUNT_CNY,
+    MAX_EVENT_BYTES,
+    MAX_KWH_PER_INTERVAL,
+    EventError,
+    decode_json,
+    validate_event,
+)
+
+#: Watermark interval in seconds of arrival time; boundaries are multiples of it since the epoch.
+#: The shared default of riskmon's producers (``wire.WATERMARK_INTERVAL_S``).
+WATERMARK_INTERVAL_S = wire.WATERMARK_INTERVAL_S
+DEFAULT_BATCH_SIZE = 200
+DEFAULT_LINGER_MS = 20.0
+#: ``producer`` field of the watermarks replay broadcasts.
+PRODUCER_NAME = "replay"
+#: An envelope larger than this is split (the broker takes records up to about 1 MiB).
+MAX_ENVELOPE_BYTES = 512 * 1024
+#: Size of the Kafka record batches replay builds per partition.
+KAFKA_BATCH_BYTES = 768 * 1024
+#: Lines longer than this are cut (they are bad anyway: events are at most MAX_EVENT_BYTES).
+MAX_LINE_BYTES = 64 * 1024
+#: How many bad lines are printed on stderr (all are counted and sent to the DLQ).
+SHOW_BAD_LINES = 20
+#: Lines processed between looks at the wall clock (linger, progress, letting the sender run).
+CHECK_EVERY = 512
+
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+
+
+class ReplayError(RuntimeError):
+    """Replay cannot start or the broker refused records; the message says why."""
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: a fast path for canonical events, the contract's validator for everything else
+# --------------------------------------------------------------------------------------------
+
+_ID_OK = re.compile(r"[A-Za-z0-9_.:\-]+").fullmatch
+_FIRM_OK = re.compile(r"[A-Za-z0-9_.\-]+").fullmatch
+# Fast-path timestamps are limited to this range (float precision stays far below 1 µs).
+_TS_MIN, _TS_MAX = 1.0, 7.0e9
+_TS_CACHE: dict[str, float] = {}
+_TS_CACHE_MAX = 200_000
+
+_BASE_REQ = frozenset({"event_id", "firm_id", "type", "event_time", "source"})
+_BASE_OPT = frozenset({"delivered_at", "schema_version"})
+_FIELDS = {
+    "electricity": ({"meter_id", "interval_minutes", "kwh"}, set()),
+    "invoice": ({"invoice_id", "kind", "counterparty_id", "amount", "tax"}, set()),
+    "logistics": ({"order_id", "status", "value", "weight_kg"}, set()),
+    "payment": ({"txn_id", "amount", "direction", "channel"}, {"refund"}),
+}
+_REQUIRED = {t: _BASE_REQ | req for t, (req, _) in _FIELDS.items()}
+_ALLOWED = {t: _BASE_REQ | _BASE_OPT | req | opt for t, (req, opt) in _FIELDS.items()}
+_INVOICE_KINDS = frozenset({"issued", "cancelled", "received"})
+_LOGISTICS_STATUS = frozenset({"created", "picked_up", "delivered"})
+_DIRECTIONS = frozenset({"in", "out"})
+_CHANNELS = frozenset({"pos", "transfer", "online", "qr"})
+
+
+_HOUR_BASE: dict[str, float] = {}
+_fromisoformat = datetime.fromisoformat
+
+
+def _ts(value: Any) -> float | None:
+    """Timestamp of an aware ISO-8601 string in canonical form, or None (then the contract's
+    validator decides). Canonical: ``YYYY-MM-DDTHH:MM:SS``, optionally ``.fff`` or ``.ffffff``,
+    then ``Z`` or ``+HH:MM`` / ``-HH:MM`` with minutes below 60."""
+    ts = _TS_CACHE.get(value)
+    if ts is not None:
+        return ts
+    if type(value) is not str:
+        return None
+    n = len(value)
+    if n < 20:
+        return None
+    if value[-1] == "Z":
+        body = n - 1
+        tz = "Z"
+    else:
+        body = n - 6
+        tz = value[body:]
+        if tz[0] not in "+-" or tz[3] != ":" or tz[4] not in "012345":
+            return None
+    if body != 19 and not ((body == 23 or body == 26) and value[19] == "."):
+        return None
+    if (
+        value[4] != "-"
+        or value[7] != "-"
+        or value[10] != "T"
+        or value[13] != ":"
+        or value[16] != ":"
+        or not value.isascii()
+    ):
+        return None
+    try:
+        dt = _fromisoformat(value)  # checks the digits and the ranges of every field
+    except ValueError:
+        return None
+    # The hour's timestamp is cached; adding minutes, seconds and microseconds as one exact
+    # integer division gives the same float as dt.timestamp(), at a third of the cost.
+    key = value[:13] + tz
+    base = _HOUR_BASE.get(key)
+    if base is None:
+        try:
+            base = int(dt.replace(minute=0, second=0, microsecond=0).timestamp())
+        except (OverflowError, ValueError):
+            return None
+        if len(_HOUR_BASE) >= _TS_CACHE_MAX:
+            _HOUR_BASE.clear()
+        _HOUR_BASE[key] = base
+    seconds = base + dt.minute * 60 + dt.second
+    us = dt.microsecond
+    ts = (seconds * 1_000_000 + us) / 1_000_000 if us else float(seconds)
+    if not _TS_MIN <= ts <= _TS_MAX:
+        return None
+    if len(_TS_CACHE) >= _TS_CACHE_MAX:
+        _TS_CACHE.clear()
+    _TS_CACHE[value] = ts
+    return ts
+
+
+_GOOD_FIRMS: set[str] = set()
+
+
+def _good_firm(firm: str) -> bool:
+    """Check a firm id against the contract (and remember the good ones)."""
+    if len(firm) > 64 or _FIRM_OK(firm) is None:
+        return False
+    if len(_GOOD_FIRMS) >= 1_000_000:
+        _GOOD_FIRMS.clear()
+    _GOOD_FIRMS.add(firm)
+    return True
+
+
+def _ident(value: Any) -> bool:
+    return type(value) is str and len(value) <= 128 and _ID_OK(value) is not None
+
+
+def _money(value: Any) -> bool:
+    t = type(value)
+    return (t is float or t is int) and 0 <= value <= MAX_AMOUNT_CNY
+
+
+def fast_check(obj: Any) -> tuple[str, str, float] | None:
+    """``(type, firm_id, arrival_timestamp)`` when ``obj`` is an event in canonical form that
+    certainly satisfies the contract; ``None`` when the contract's validator must decide.
+
+    Never accepts anything :func:`riskmon.events.validate_event` rejects (tested by fuzzing)."""
+    try:
+        etype = obj["type"]
+        keys = obj.keys()
+        if not (keys <= _ALLOWED[etype] and _REQUIRED[etype] <= keys):
+            return None
+        firm = obj["firm_id"]
+        if type(firm) is not str:
+            return None
+        if firm not in _GOOD_FIRMS and not _good_firm(firm):
+            return None
+        if not _ident(obj["event_id"]):
+            return None
+        source = obj["source"]
+        if type(source) is not str or not 1 <= len(source) <= 64:
+            return None
+        if "schema_version" in obj:
+            sv = obj["schema_version"]
+            if type(sv) is not int or sv != 1:
+                return None
+        event_ts = _ts(obj["event_time"])
+        if event_ts is None:
+            return None
+        delivered = obj.get("delivered_at")
+        if delivered is None:
+            arrival = event_ts
+        else:
+            arrival = _ts(delivered)  # type: ignore[assignment]
+            if arrival is None or arrival < event_ts:
+                return None
+        if etype == "payment":
+            amount = obj["amount"]
+            t = type(amount)
+            if not ((t is float or t is int) and 0 < amount <= MAX_AMOUNT_CNY):
+                return None
+            if not (
+                _ident(obj["txn_id"])
+                and type(obj["direction"]) is str
+                and obj["direction"] in _DIRECTIONS
+                and type(obj["channel"]) is str
+                and obj["channel"] in _CHANNELS
+            ):
+                return None
+            if "refund" in obj and type(obj["refund"]) is not bool:
+                return None
+        elif etype == "electricity":
+            minutes = obj["interval_minutes"]
+            kwh = obj["kwh"]
+            t = type(kwh)
+            if not (
+                type(minutes) is int
+                and 1 <= minutes <= 1440
+                and (t is float or t is int)
+                and 0 <= kwh <= MAX_KWH_PER_INTERVAL
+                and _ident(obj["meter_id"])
+            ):
+                return None
+        elif etype == "invoice":
+            amount = obj["amount"]
+            tax = obj["tax"]
+            if not (
+                _money(amount)
+                and _money(tax)
+                and tax <= amount
+                and _ident(obj["invoice_id"])
+                and _ident(obj["counterparty_id"])
+                and type(obj["kind"]) is str
+                and obj["kind"] in _INVOICE_KINDS
+            ):
+                return None
+        else:  # logistics
+            weight = obj["weight_kg"]
+            t = type(weight)
+            if not (
+                _money(obj["value"])
+                and (t is float or t is int)
+                and 0 <= weight <= 1e6
+                and _ident(obj["order_id"])
+                and type(obj["status"]) is str
+                and obj["status"] in _LOGISTICS_STATUS
+            ):
+                return None
+        return etype, firm, arrival
+    except Exception:  # wrong shapes (not a dict, unhashable values, missing keys): be exact
+        return None
+
+
+def validate(obj: Any) -> Any:
+    """:func:`riskmon.events.validate_event`, also turning the ``TypeError`` it raises for an
+    unhashable ``type`` value (e.g. ``{"type": []}``) into the contract's :class:`EventError`."""
+    try:
+        return validate_event(obj)
+    except TypeError:
+        etype = obj.get("type") if isinstance(obj, dict) else None
+        raise EventError(
+            f"type: must be one of {', '.join(wire.EVENT_TOPICS)}, got {etype!r}", field="type"
+        ) from None
+
+
+def timestamp_of(dt: datetime) -> float:
+    """Seconds since the epoch of an aware datetime."""
+    return (dt - _EPOCH).total_seconds()
+
+
+def _fast_line_orjson(raw: bytes) -> tuple[str, str, float] | None:
+    """Fast path on a line without msgspec: orjson, then :func:`fast_check`."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return fast_check(obj)
+
+
+# The fast path with msgspec: decode and check types, lengths, ranges and literals in C (typed
+# structs mirroring the contract), then the patterns, timestamps and cross-field rules in Python.
+# Every constraint is at least as strict as the contract's; JSON that msgspec and orjson read
+# differently (duplicate keys, escapes, numbers) is rejected or read identically (tested by
+# fuzzing), and anything rejected here goes to the contract's validator. msgspec is optional.
+try:
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover
+    _msgspec = None
+
+_fast_line_msgspec: Callable[[bytes], tuple[str, str, float] | None] | None = None
+
+if _msgspec is not None:
+    _Meta = _msgspec.Meta
+    _MId = Annotated[str, _Meta(min_length=1, max_length=128)]
+    _MFirm = Annotated[str, _Meta(min_length=1, max_length=64)]
+    _MSource = Annotated[str, _Meta(min_length=1, max_length=64)]
+    _MMoney = Annotated[float, _Meta(ge=0, le=MAX_AMOUNT_CNY)]
+    _MMinutes = Annotated[int, _Meta(ge=1, le=1440)]
+    _MKwh = Annotated[float, _Meta(ge=0, le=MAX_KWH_PER_INTERVAL)]
+    _MWeight = Annotated[float, _Meta(ge=0, le=1e6)]
+    _MAmount = Annotated[float, _Meta(gt=0, le=MAX_AMOUNT_CNY)]
+
+    class _MBase(_msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, gc=False):
+        etype: ClassVar[str] = ""
+        event_id: _MId
+        firm_id: _MFirm
+        event_time: str
+        source: _MSource
+        delivered_at: Union[str, None] = None
+        schema_version: Literal[1] = 1
+
+        def _arrival(self) -> float | None:
+            et = _TS_CACHE.get(self.event_time) or _ts(self.event_time)
+            if et is None:
+                return None
+            d = self.delivered_at
+            if d is None:
+                return et
+            dt = _TS_CACHE.get(d) or _ts(d)
+            if dt is None or dt < et:
+                return None
+            return dt
+
+    class _MElectricity(_MBase, tag="electricity", kw_only=True, gc=False):
+        etype: ClassVar[str] = "electricity"
+        meter_id: _MId
+        interval_minutes: _MMinutes
+        kwh: _MKwh
+
+        def check(self) -> float | None:
+            if _ID_OK(self.event_id + self.meter_id) is None:
+                return None
+            return self._arrival()
+
+    class _MInvoice(_MBase, tag="invoice", kw_only=True, gc=False):
+        etype: ClassVar[str] = "invoice"
+        invoice_id: _MId
+        kind: Literal["issued", "cancelled", "received"]
+        counterparty_id: _MId
+        amount: _MMoney
+        tax: _MMoney
+
+        def check(self) -> float | None:
+            if self.tax > self.amount:
+                return None
+            if _ID_OK(self.event_id + self.invoice_id + self.counterparty_id) is None:
+                return None
+            return self._arrival()
+
+    class _MLogistics(_MBase, tag="logistics", kw_only=True, gc=False):
+        etype: ClassVar[str] = "logistics"
+        order_id: _MId
+        status: Literal["created", "picked_up", "delivered"]
+        value: _MMoney
+        weight_kg: _MWeight
+
+        def check(self) -> float | None:
+            if _ID_OK(self.event_id + self.order_id) is None:
+                return None
+            return self._arrival()
+
+    class _MPayment(_MBase, tag="payment", kw_only=True, gc=False):
+        etype: ClassVar[str] = "payment"
+        txn_id: _MId
+        amount: _MAmount
+        direction: Literal["in", "out"]
+        channel: Literal["pos", "transfer", "online", "qr"]
+        refund: bool = False
+
+        def check(self) -> float | None:
+            if _ID_OK(self.event_id + self.txn_id) is None:
+                return None
+            return self._arrival()
+
+    _m_decode = _msgspec.json.Decoder(Union[_MElectricity, _MInvoice, _MLogistics, _MPayment]).decode
+
+    def _fast_line_msgspec(raw: bytes) -> tuple[str, str, float] | None:  # type: ignore[no-redef]
+        """Fast path on a line with msgspec."""
+        try:
+            ev = _m_decode(raw)
+        except Exception:  # DecodeError, UnicodeDecodeError, ...: the contract's validator decides
+            return None
+        arrival = ev.check()
+        if arrival is None:
+            return None
+        firm = ev.firm_id
+        if firm not in _GOOD_FIRMS and not _good_firm(firm):
+            return None
+        return ev.etype, firm, arrival
+
+
+#: The fast path in use: ``fast_line(raw) -> (type, firm_id, arrival) | None``.
+fast_line: Callable[[bytes], tuple[str, str, float] | None] = _fast_line_msgspec or _fast_line_orjson
+FAST_PATH = "msgspec" if _fast_line_msgspec is not None else "orjson"
+
+
+def slow_line(raw: bytes) -> tuple[str, str, float]:
+    """The contract's own decoding and validation (:func:`riskmon.events.decode_json` and
+    :func:`validate`); raises :class:`EventError`."""
+    event = validate(decode_json(raw))
+    return event.type, event.firm_id, timestamp_of(event.delivery_time)
+
+
+def check_line(raw: bytes) -> tuple[str, str, float]:
+    """Decode and validate one line: ``(type, firm_id, arrival_timestamp)``; raises
+    :class:`EventError` with the contract's message for a bad line."""
+    if len(raw) <= MAX_EVENT_BYTES:
+        info = fast_line(raw)
+        if info is not None:
+            return info
+    return slow_line(raw)
+
+
+# --------------------------------------------------------------------------------------------
+# Record sinks: where records go (Kafka, or memory for tests)
+# --------------------------------------------------------------------------------------------
+
+Headers = list[tuple[str, bytes]]
+_NO_HEADERS: Headers = []
+
+
+class RecordSink(Protocol):
+    """Ordered per topic-partition record output. ``append`` buffers a record and returns False
+    when the partition's buffer is full (the record was NOT added): ``await submit(...)`` then
+    append again."""
+
+    def append(
+        self, topic: str, partition: int, key: bytes | None, value: bytes, headers: Headers = ...
+    ) -> bool: ...
+
+    async def submit(self, topic: str, partition: int) -> None: ...
+
+    async def submit_ready(self) -> None: ...
+
+    async def submit_all(self) -> None: ...
+
+    def has_pending(self) -> bool: ...
+
+    async def drain(self) -> None: ...
+
+
+class KafkaSink:
+    """Builds one aiokafka record batch per topic-partition and hands it to the producer when
+    that partition has no batch outstanding (or when it is full, after waiting for the previous
+    one). With one produce request in flight per broker, everything that accumulates meanwhile
+    goes into the next request in large batches: the pipeline clocks itself."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+        self._builders: dict[tuple[str, int], Any] = {}
+        self._last: dict[tuple[str, int], asyncio.Future[Any]] = {}
+        self._outstanding: list[asyncio.Future[Any]] = []
+        self.batches_sent = 0
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers = _NO_HEADERS,
+    ) -> bool:
+        tp = (topic, partition)
+        builder = self._builders.get(tp)
+        if builder is None:
+            builder = self._builders[tp] = self._producer.create_batch()
+        if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+            if builder.record_count() == 0:  # pragma: no cover - a record over the batch size
+                raise ReplayError(f"a record of {len(value)} bytes does not fit in a Kafka batch")
+            return False
+        return True
+
+    async def _send(self, tp: tuple[str, int], builder: Any) -> None:
+        builder.close()
+        fut = await self._producer.send_batch(builder, tp[0], partition=tp[1])
+        self._last[tp] = fut
+        self._outstanding.append(fut)
+        self.batches_sent += 1
+        if len(self._outstanding) >= 1024:
+            self._check_done()
+
+    def _check_done(self) -> None:
+        keep = []
+        for fut in self._outstanding:
+            if fut.done():
+                fut.result()  # raises a delivery error
+            else:
+                keep.append(fut)
+        self._outstanding = keep
+
+    async def submit(self, topic: str, partition: int) -> None:
+        """Send the partition's batch now, after its previous batch is acknowledged."""
+        tp = (topic, partition)
+        builder = self._builders.pop(tp, None)
+        if builder is None or builder.record_count() == 0:
+            return
+        last = self._last.get(tp)
+        if last is not None and not last.done():
+            await last
+        await self._send(tp, builder)
+
+    async def submit_ready(self) -> None:
+        """Send the batches of partitions that have nothing outstanding."""
+        for tp in list(self._builders):
+            last = self._last.get(tp)
+            if last is None or last.done():
+                builder = self._builders.pop(tp)
+                if builder.record_count():
+                    await self._send(tp, builder)
+
+    async def submit_all(self) -> None:
+        for topic, partition in list(self._builders):
+            await self.submit(topic, partition)
+
+    def has_pending(self) -> bool:
+        return bool(self._builders)
+
+    async def drain(self) -> None:
+        await self.submit_all()
+        if self._outstanding:
+            await asyncio.gather(*self._outstanding)
+        self._check_done()
+
+
+@dataclass
+class SentRecord:
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+class MemorySink:
+    """Keeps records in a list, in send order (tests, dry runs). ``batch_records`` limits how many
+    records one partition buffer takes, to exercise the full-buffer path."""
+
+    def __init__(self, batch_records: int = 1000) -> None:
+        self.records: list[SentRecord] = []
+        self._buffers: dict[tuple[str, int], list[SentRecord]] = {}
+        self._batch_records = batch_records
+        self.submits = 0
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers = _NO_HEADERS,
+    ) -> bool:
+        buf = self._buffers.setdefault((topic, partition), [])
+        if len(buf) >= self._batch_records:
+            return False
+        buf.append(SentRecord(topic, partition, key, value, list(headers)))
+        return True
+
+    async def submit(self, topic: str, partition: int) -> None:
+        buf = self._buffers.pop((topic, partition), None)
+        if buf:
+            self.records.extend(buf)
+            self.submits += 1
+
+    async def submit_all(self) -> None:
+        for tp in list(self._buffers):
+            await self.submit(*tp)
+
+    async def submit_ready(self) -> None:
+        await self.submit_all()
+
+    def has_pending(self) -> bool:
+        return any(self._buffers.values())
+
+    async def drain(self) -> None:
+        await self.submit_all()
+
+
+# --------------------------------------------------------------------------------------------
+# Summary and progress
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplaySummary:
+    files: list[str]
+    partitions: int
+    batch_size: int
+    events: int = 0
+    events_by_topic: dict[str, int] = field(default_factory=dict)
+    bad_lines: int = 0
+    blank_lines: int = 0
+    records: int = 0  # Kafka records: envelopes or plain events, watermarks, DLQ records
+    envelopes: int = 0
+    watermarks: int = 0  # distinct watermark times broadcast
+    watermark_records: int = 0
+    dlq_records: int = 0
+    first_arrival: datetime | None = None
+    last_arrival: datetime | None = None
+    final_watermark: datetime | None = None
+    seconds: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        lines = [
+            f"replayed {self.events:,} events from {len(self.files)} file(s) in {self.seconds:.2f} s "
+            f"({self.events_per_second:,.0f} events/s)",
+        ]
+        for topic, n in sorted(self.events_by_topic.items()):
+            lines.append(f"  {topic:<32} {n:>12,} events")
+        lines.append(
+            f"  records sent: {self.records:,} ({self.envelopes:,} envelopes, "
+            f"{self.watermark_records:,} watermark records for {self.watermarks:,} watermarks, "
+            f"{self.dlq_records:,} to {wire.REPLAY_DLQ_TOPIC})"
+            if self.batch_size > 1
+            else f"  records sent: {self.records:,} ({self.events:,} plain events, "
+            f"{self.watermark_records:,} watermark records for {self.watermarks:,} watermarks, "
+            f"{self.dlq_records:,} to {wire.REPLAY_DLQ_TOPIC})"
+        )
+        lines.append(f"  bad lines: {self.bad_lines:,}")
+        if self.first_arrival is not None:
+            lines.append(
+                f"  arrival time {self.first_arrival.isoformat()} .. {self.last_arrival.isoformat()}"  # type: ignore[union-attr]
+                f"; final watermark {self.final_watermark.isoformat() if self.final_watermark else '-'}"
+            )
+        return "\n".join(lines)
+
+
+class _Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total_bytes: int, stream: Any = None, interval: float = 0.25) -> None:
+        self.total = total_bytes
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def update(self, events: int, bad: int, done_bytes: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = events / elapsed
+        text = f"\rreplay {events:>12,} events {rate:>10,.0f} ev/s"
+        if self.total > 0:
+            frac = min(max(done_bytes / self.total, 0.0), 1.0)
+            width = 24
+            filled = int(frac * width)
+            text += f" [{'#' * filled}{'.' * (width - filled)}] {frac * 100:5.1f}%"
+            if 0 < frac < 1:
+                eta = elapsed * (1 - frac) / frac
+                text += f" ETA {int(eta) // 60:d}:{int(eta) % 60:02d}"
+        if bad:
+            text += f" bad {bad:,}"
+        self.stream.write(text + "\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# The replay itself
+# --------------------------------------------------------------------------------------------
+
+
+def _watermark_value(boundary: float) -> bytes:
+    return wire.watermark_record(datetime.fromtimestamp(boundary, _UTC), PRODUCER_NAME)
+
+
+def _split_envelopes(lines: list[bytes], max_bytes: int) -> list[bytes]:
+    envelope = wire.pack_batch(lines)
+    if len(envelope) <= max_bytes or len(lines) == 1:
+        return [envelope]
+    half = len(lines) // 2
+    return _split_envelopes(lines[:half], max_bytes) + _split_envelopes(lines[half:], max_bytes)
+
+
+async def replay_files(
+    paths: Sequence[str | os.PathLike[str]],
+    settings: Any = None,
+    *,
+    speed: float | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    linger_ms: float = DEFAULT_LINGER_MS,
+    partitions: int | None = None,
+    progress: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    bootstrap: str | None = None,
+    sink: RecordSink | None = None,
+    watermark_interval: float = WATERMARK_INTERVAL_S,
+    show_bad: int = SHOW_BAD_LINES,
+    err: Any = None,
+) -> ReplaySummary:
+    """Replay event files onto the event topics; return what was sent.
+
+    Bootstrap servers come from ``bootstrap`` or ``settings.bootstrap_servers``; without either
+    it is a :class:`ReplayError`. ``partitions`` defaults to ``settings.partitions``. With a
+    ``sink`` (e.g. :class:`MemorySink`) nothing is sent to Kafka and no topics are created.
+    ``clock``/``sleep`` drive pacing and linger (inject fakes in tests).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if speed is not None and not (speed > 0 and math.isfinite(speed)):
+        raise ValueError(f"speed must be a positive number, got {speed}")
+    if watermark_interval <= 0:
+        raise ValueError("watermark_interval must be positive")
+    if settings is None:
+        from riskmon.settings import Settings
+
+        settings = Settings()
+    n_parts = int(partitions if partitions is not None else settings.partitions)
+    if n_parts < 1:
+        raise ValueError(f"partitions must be at least 1, got {n_parts}")
+    err = err or sys.stderr
+
+    # Open every file first: a missing or broken file is an error before anything is sent.
+    files: list[EventFile] = []
+    try:
+        for p in paths:
+            files.append(EventFile(p, max_line_bytes=MAX_LINE_BYTES))
+        if not files:
+            raise ReplayError("no event files given")
+        producer = None
+        if sink is None:
+            bootstrap = bootstrap or settings.bootstrap_servers
+            if not bootstrap:
+                raise ReplayError(
+                    "no Kafka broker given: pass --bootstrap HOST:PORT or set "
+                    "RISKMON_BOOTSTRAP_SERVERS (riskmon broker runs a local one)"
+                )
+            settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
+            producer = await _start_producer(settings, n_parts)
+            sink = KafkaSink(producer)
+        try:
+            runner = _Replay(
+                files,
+                sink,
+                partitions=n_parts,
+                speed=speed,
+                batch_size=batch_size,
+                linger=linger_ms / 1000.0,
+                clock=clock,
+                sleep=sleep,
+                interval=watermark_interval,
+                progress=_Progress(sum(f.size for f in files), err) if progress else None,
+                show_bad=show_bad,
+                err=err,
+            )
+            summary = await runner.run()
+        finally:
+            if producer is not None:
+                await producer.stop()
+        return summary
+    finally:
+        for f in files:
+            f.close()
+
+
+async def _start_producer(settings: Any, partitions: int) -> Any:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    from riskmon.broker import BrokerError, ensure_topics
+
+    try:
+        # The DLQ too has the pipeline's partition count (riskmon.topics creates them all alike);
+        # replay writes bad lines to its partition 0, in file order.
+        await ensure_topics(settings, [*wire.EVENT_TOPICS.values(), wire.REPLAY_DLQ_TOPIC], partitions)
+    except BrokerError as exc:
+        raise ReplayError(str(exc)) from None
+    except (KafkaError, OSError) as exc:
+        raise ReplayError(f"cannot set up topics on {settings.bootstrap_servers}: {exc!r}") from None
+    producer = AIOKafkaProducer(
+        **settings.kafka_client_kwargs(),
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=KAFKA_BATCH_BYTES,
+        max_request_size=4 * 1024 * 1024,
+        compression_type=None,
+        request_timeout_ms=60_000,
+    )
+    try:
+        await producer.start()
+    except (KafkaError, OSError) as exc:
+        await producer.stop()
+        raise ReplayError(f"cannot connect a producer to {settings.bootstrap_servers}: {exc!r}") from None
+    return producer
+
+
+class _Replay:
+    def __init__(
+        self,
+        files: list[EventFile],
+        sink: RecordSink,
+        *,
+        partitions: int,
+        speed: float | None,
+        batch_size: int,
+        linger: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[Any]],
+        interval: float,
+        progress: _Progress | None,
+        show_bad: int,
+        err: Any,
+    ) -> None:
+        self.files = files
+        self.sink = sink
+        self.partitions = partitions
+        self.speed = speed
+        self.batch_size = batch_size
+        self.linger = linger
+        self.clock = clock
+        self.sleep = sleep
+        self.interval = interval
+        self.progress = progress
+        self.show_bad = show_bad
+        self.err = err
+        self.types = list(wire.EVENT_TOPICS)
+        self.topics = [wire.EVENT_TOPICS[t] for t in self.types]
+        # Pending envelope contents per (type index * partitions + partition).
+        self.pending: list[list[bytes]] = [[] for _ in range(len(self.topics) * partitions)]
+        self.pending_since: float | None = None
+        self.summary = ReplaySummary(
+            files=[str(f.path) for f in files], partitions=partitions, batch_size=batch_size
+        )
+        self.sent_by_type = [0] * len(self.types)
+        self.done_bytes = 0
+        self.current: EventFile | None = None
+        self.pace_wall0: float | None = None
+        self.pace_arrival0 = 0.0
+
+    # ---- flushing ----------------------------------------------------------------------------
+    async def _append(self, topic: str, part: int, key: bytes | None, value: bytes, headers: Headers = _NO_HEADERS) -> None:
+        sink = self.sink
+        if not sink.append(topic, part, key, value, headers):
+            await sink.submit(topic, part)
+            if not sink.append(topic, part, key, value, headers):
+                raise ReplayError(f"a record of {len(value)} bytes does not fit in an empty batch")
+
+    async def _close_envelope(self, idx: int) -> None:
+        lines = self.pending[idx]
+        if not lines:
+            return
+        self.pending[idx] = []
+        type_idx, part = divmod(idx, self.partitions)
+        topic = self.topics[type_idx]
+        self.sent_by_type[type_idx] += len(lines)
+        for envelope in _split_envelopes(lines, MAX_ENVELOPE_BYTES):
+            await self._append(topic, part, None, envelope)
+            self.summary.envelopes += 1
+
+    async def _close_all_envelopes(self) -> None:
+        for idx, lines in enumerate(self.pending):
+            if lines:
+                await self._close_envelope(idx)
+
+    async def _watermark(self, boundary: float) -> None:
+        await self._close_all_envelopes()
+        value = _watermark_value(boundary)
+        for topic in self.topics:
+            for part in range(self.partitions):
+                await self._append(topic, part, None, value)
+        self.summary.watermarks += 1
+        self.summary.watermark_records += len(self.topics) * self.partitions
+
+    async def _checkpoint(self) -> None:
+        """Linger flush, progress, and a chance for the producer's sender to run."""
+        now = self.clock()
+        if self.pending_since is None:
+            if any(self.pending):
+                self.pending_since = now
+        elif now - self.pending_since >= self.linger:
+            await self._close_all_envelopes()
+            self.pending_since = None
+        await self.sink.submit_ready()
+        if self.progress is not None:
+            pos = self.current.position if self.current is not None else 0
+            self.progress.update(self.summary.events, self.summary.bad_lines, self.done_bytes + pos)
+        await asyncio.sleep(0)
+
+    async def _pace(self, arrival: float) -> None:
+        """Wait until ``arrival`` is due at the configured speed (linger flushes meanwhile)."""
+        speed = self.speed
+        assert speed is not None
+        if self.pace_wall0 is None:
+            self.pace_wall0 = self.clock()
+            self.pace_arrival0 = arrival
+            return
+        target = self.pace_wall0 + (arrival - self.pace_arrival0) / speed
+        while True:
+            now = self.clock()
+            ahead = target - now
+            if ahead <= 0.0005:
+                return
+            await self._checkpoint()
+            wait = ahead
+            if self.pending_since is not None:
+                wait = min(wait, max(self.pending_since + self.linger - now, 0.0005))
+            if self.sink.has_pending():  # a batch waits for its partition's previous one
+                wait = min(wait, 0.005)
+            await self.sleep(wait)
+
+    # ---- lines the fast path did not accept ------------------------------------------------------
+    async def _slow(self, path: Path, lineno: int, raw: bytes) -> tuple[str, str, float] | None:
+        """The contract's validator on a line: its info, or None for a blank or bad line (then
+        reported and sent to the DLQ)."""
+        if not raw or raw.isspace():
+            self.summary.blank_lines += 1
+            return None
+        try:
+            return slow_line(raw)
+        except EventError as exc:
+            await self._bad(path, lineno, raw, str(exc))
+            return None
+
+    # ---- bad lines ---------------------------------------------------------------------------
+    async def _bad(self, path: Path, lineno: int, raw: bytes, reason: str) -> None:
+        s = self.summary
+        s.bad_lines += 1
+        if s.bad_lines <= self.show_bad:
+            self.err.write(f"{path}:{lineno}: {reason}\n")
+        elif s.bad_lines == self.show_bad + 1:
+            self.err.write("(more bad lines are not shown; all are counted and sent to the DLQ)\n")
+        headers = [
+            ("error", reason.encode("utf-8", "replace")),
+            ("file", str(path).encode("utf-8", "replace")),
+            ("line", str(lineno).encode()),
+        ]
+        if len(raw) > MAX_LINE_BYTES:
+            headers.append(("truncated", str(MAX_LINE_BYTES).encode()))
+            raw = raw[:MAX_LINE_BYTES]
+        await self._append(wire.REPLAY_DLQ_TOPIC, 0, None, raw, headers)
+        s.dlq_records += 1
+
+    # ---- main loop ---------------------------------------------------------------------------
+    async def run(self) -> ReplaySummary:
+        t0 = time.perf_counter()
+        s = self.summary
+        fast = fast_line
+        max_bytes = MAX_EVENT_BYTES
+        batch_mode = self.batch_size > 1
+        batch_size = self.batch_size
+        n_parts = self.partitions
+        pending = self.pending
+        type_offset = {t: i * n_parts for i, t in enumerate(self.types)}
+        topic_of = dict(wire.EVENT_TOPICS)
+        sink_append = self.sink.append
+        firm_part: dict[str, int] = {}
+        firm_key: dict[str, bytes] = {}
+        schedule = wire.WatermarkSchedule(self.interval)
+        observe = schedule.observe
+        paced = self.speed is not None
+        clock = -math.inf
+        first_arrival: float | None = None
+        events = 0
+        plain_by_type = dict.fromkeys(self.types, 0)
+
+        for ef in self.files:
+            self.current = ef
+            path = ef.path
+            for first, parts in ef.chunks():
+                n = len(parts)
+                start = 0
+                while start < n:
+                    stop = min(start + CHECK_EVERY, n)
+                    s.events = events
+                    await self._checkpoint()
+                    for k in range(start, stop):
+                        raw = parts[k]
+                        info = fast(raw) if len(raw) <= max_bytes else None
+                        if info is None:
+                            info = await self._slow(path, first + k, raw)
+                            if info is None:
+                                continue
+                        etype, firm, ts = info
+                        if ts > clock:
+                            # the arrival clock moves: pace, then a watermark if one is due
+                            if paced:
+                                await self._pace(ts)
+                            boundary = observe(ts)
+                            if boundary is not None:
+                                await self._watermark(boundary)
+                            elif first_arrival is None:
+                                first_arrival = ts
+                            clock = ts
+                        part = firm_part.get(firm)
+                        if part is None:
+                            part = firm_part[firm] = wire.partition_for(firm, n_parts)
+                            firm_key[firm] = firm.encode("utf-8")
+                        events += 1
+                        if batch_mode:
+                            idx = type_offset[etype] + part
+                            lst = pending[idx]
+                            lst.append(raw)
+                            if len(lst) >= batch_size:
+                                await self._close_envelope(idx)
+                        else:
+                            topic = topic_of[etype]
+                            plain_by_type[etype] += 1
+                            if not sink_append(topic, part, firm_key[firm], raw):
+                                await self._append(topic, part, firm_key[firm], raw)
+                    start = stop
+            self.done_bytes += ef.size
+            self.current = None
+
+        # End of the files: flush, then the final watermark so that every day can close.
+        s.events = events
+        await self._close_all_envelopes()
+        final = schedule.final()
+        if final is not None:
+            await self._watermark(final)
+            s.first_arrival = datetime.fromtimestamp(first_arrival, _UTC)
+            s.last_arrival = datetime.fromtimestamp(clock, _UTC)
+            s.final_watermark = datetime.fromtimestamp(final, _UTC)
+        await self.sink.drain()
+        s.seconds = time.perf_counter() - t0
+        if batch_mode:
+            by_type = dict(zip(self.types, self.sent_by_type))
+        else:
+            by_type = plain_by_type
+        s.events_by_topic = {wire.EVENT_TOPICS[t]: n for t, n in by_type.items()}
+        s.records = (
+            (s.envelopes if batch_mode else s.events) + s.watermark_records + s.dlq_records
+        )
+        if self.progress is not None:
+            self.progress.update(s.events, s.bad_lines, self.done_bytes, force=True)
+            self.progress.close()
+        return s
+
+
+# --------------------------------------------------------------------------------------------
+# riskmon replay
+# --------------------------------------------------------------------------------------------
+
+
+def main(args: argparse.Namespace) -> int:
+    """``riskmon replay FILE... [--bootstrap H:P] [--speed X | --max] [--batch-size N] ...``"""
+    from riskmon.broker import BrokerError
+    from riskmon.settings import Settings
+
+    settings = Settings()
+    bootstrap = getattr(args, "bootstrap", None) or settings.bootstrap_servers
+    if not bootstrap:
+        print(
+            "riskmon replay: no Kafka broker given: pass --bootstrap HOST:PORT or set "
+            "RISKMON_BOOTSTRAP_SERVERS (`riskmon broker` runs a local one)",
+            file=sys.stderr,
+        )
+        return 2
+    speed = getattr(args, "speed", None)
+    if getattr(args, "max", False):
+        speed = None
+    batch_size = int(getattr(args, "batch_size", DEFAULT_BATCH_SIZE) or DEFAULT_BATCH_SIZE)
+    if batch_size < 1:
+        print("riskmon replay: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    if speed is not None and not (speed > 0 and math.isfinite(speed)):
+        print("riskmon replay: --speed must be a positive number", file=sys.stderr)
+        return 2
+    partitions = getattr(args, "partitions", None)
+    if partitions is not None and partitions < 1:
+        print("riskmon replay: --partitions must be at least 1", file=sys.stderr)
+        return 2
+    linger_ms = getattr(args, "linger_ms", DEFAULT_LINGER_MS)
+    linger_ms = DEFAULT_LINGER_MS if linger_ms is None else float(linger_ms)
+    progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    try:
+        summary = asyncio.run(
+            replay_files(
+                list(args.files),
+                settings,
+                bootstrap=bootstrap,
+                speed=speed,
+                batch_size=batch_size,
+                linger_ms=linger_ms,
+                partitions=partitions,
+                progress=progress,
+            )
+        )
+    except (ReplayError, EventFileError, BrokerError) as exc:
+        print(f"riskmon replay: {exc}", file=sys.stderr)
+        return 1
+    print(summary.format())
+    return 0
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_LINGER_MS",
+    "KafkaSink",
+    "MemorySink",
+    "ReplayError",
+    "ReplaySummary",
+    "WATERMARK_INTERVAL_S",
+    "check_line",
+    "fast_check",
+    "main",
+    "replay_files",
+    "timestamp_of",
+]
+
