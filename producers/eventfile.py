@@ -95,10 +95,10 @@ class EventFile:
         except OSError as exc:
             raise EventFileError(f"{self.path}: read error after line {lineno}: {exc}") from None
 
-    def chunks(self) -> Iterator[tuple[int, list[bytes]]]:
-        """Yield ``(lineno_of_first, lines)``: consecutive physical lines of the file, newline
-        (and a trailing ``\\r``) removed, blank lines included as they are. Faster than
-        :meth:`lines` for callers that loop over the list themselves."""
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(lineno_of_first, block)``: about ``CHUNK_BYTES`` of the (decompressed) file
+        cut after a newline, so each block holds whole lines; :func:`split_block` turns one into
+        lines. Over-long lines are cut to ``max_line_bytes + 1`` bytes along the way."""
         lineno = 1
         carry = b""
         cap = self.max_line_bytes
@@ -108,24 +108,26 @@ class EventFile:
                 break
             if carry:
                 data = carry + data
-            parts = data.split(b"\n")
-            carry = parts.pop()
-            if cap is not None and len(data) > cap:
-                # An over-long line keeps a prefix of cap + 1 bytes (marking it as too long);
-                # cutting the carry each time bounds memory while the rest of it streams by.
-                if parts and max(map(len, parts)) > cap:
-                    parts = [part[: cap + 1] for part in parts]
-                if len(carry) > cap:
-                    carry = carry[: cap + 1]
-            if parts:
-                if b"\r" in data:
-                    parts = [part[:-1] if part[-1:] == b"\r" else part for part in parts]
-                yield lineno, parts
-                lineno += len(parts)
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data if cap is None or len(data) <= cap else data[: cap + 1]
+                continue
+            block = data[: cut + 1]
+            carry = data[cut + 1 :]
+            if cap is not None and len(carry) > cap:
+                carry = carry[: cap + 1]
+            yield lineno, block
+            lineno += block.count(b"\n")
         if carry:
-            if carry[-1:] == b"\r":
-                carry = carry[:-1]
-            yield lineno, [carry]
+            yield lineno, carry
+
+    def chunks(self) -> Iterator[tuple[int, list[bytes]]]:
+        """Yield ``(lineno_of_first, lines)``: consecutive physical lines of the file, newline
+        (and a trailing ``\\r``) removed, blank lines included as they are. Faster than
+        :meth:`lines` for callers that loop over the list themselves."""
+        cap = self.max_line_bytes
+        for first, block in self.blocks():
+            yield first, split_block(block, cap)
 
     def lines(self) -> Iterator[tuple[int, bytes]]:
         """Yield ``(lineno, line)`` for every non-blank line."""
@@ -133,6 +135,20 @@ class EventFile:
             for offset, line in enumerate(parts):
                 if line and not line.isspace():
                     yield first + offset, line
+
+
+def split_block(block: bytes, max_line_bytes: int | None = None) -> list[bytes]:
+    """The physical lines of a block from :meth:`EventFile.blocks`: newline and one trailing
+    ``\\r`` removed, blank lines kept, lines over ``max_line_bytes`` cut to that plus one byte."""
+    lines = block.split(b"\n")
+    if block[-1:] == b"\n":
+        lines.pop()
+    if max_line_bytes is not None and len(block) > max_line_bytes and lines:
+        if max(map(len, lines)) > max_line_bytes:
+            lines = [line[: max_line_bytes + 1] for line in lines]
+    if b"\r" in block:
+        lines = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+    return lines
 
 
 def open_event_file(path: str | os.PathLike[str], *, max_line_bytes: int | None = None) -> EventFile:
@@ -161,5 +177,13 @@ def is_blank(line: bytes) -> bool:
     return not line or line.isspace()
 
 
-__all__ = ["EventFile", "EventFileError", "iter_lines", "open_event_file", "is_blank", "CHUNK_BYTES"]
+__all__ = [
+    "CHUNK_BYTES",
+    "EventFile",
+    "EventFileError",
+    "is_blank",
+    "iter_lines",
+    "open_event_file",
+    "split_block",
+]
 

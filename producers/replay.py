@@ -29,19 +29,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import math
 import os
 import re
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Awaitable, Callable, ClassVar, Literal, Protocol, Sequence, Union
+from typing import (
+    Annotated,
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    ClassVar,
+    Iterator,
+    Literal,
+    Protocol,
+    Sequence,
+    Union,
+)
 
 import orjson
 
-from producers.eventfile import EventFile, EventFileError
+from producers.eventfile import EventFile, EventFileError, split_block
 from riskmon import wire
 from riskmon.events import (
     MAX_AMOUNT_CNY,
@@ -69,6 +83,8 @@ MAX_LINE_BYTES = 64 * 1024
 SHOW_BAD_LINES = 20
 #: Lines processed between looks at the wall clock (linger, progress, letting the sender run).
 CHECK_EVERY = 512
+#: Inputs smaller than this are parsed in-process by default (no worker processes).
+POOL_MIN_BYTES = 32 * 1024 * 1024
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -105,14 +121,37 @@ _DIRECTIONS = frozenset({"in", "out"})
 _CHANNELS = frozenset({"pos", "transfer", "online", "qr"})
 
 
-_HOUR_BASE: dict[str, float] = {}
+_HOUR_BASE: dict[str, int] = {}
+_SIXTY = {f"{i:02d}": i for i in range(60)}
 _fromisoformat = datetime.fromisoformat
+
+
+def _hour_base(hour: str, tz: str) -> int | None:
+    """Epoch seconds of ``YYYY-MM-DDTHH`` at offset ``tz`` (``Z`` or ``+HH:MM``), validated."""
+    key = hour + tz
+    base = _HOUR_BASE.get(key)
+    if base is not None:
+        return base
+    if hour[4] != "-" or hour[7] != "-" or hour[10] != "T" or not key.isascii():
+        return None
+    if tz != "Z" and (tz[0] not in "+-" or tz[3] != ":" or tz[4] not in "012345"):
+        return None
+    try:
+        # checks the digits and the ranges of the date, the hour and the offset
+        base = int(_fromisoformat(hour + ":00:00" + tz).timestamp())
+    except (ValueError, OverflowError):
+        return None
+    if len(_HOUR_BASE) >= _TS_CACHE_MAX:
+        _HOUR_BASE.clear()
+    _HOUR_BASE[key] = base
+    return base
 
 
 def _ts(value: Any) -> float | None:
     """Timestamp of an aware ISO-8601 string in canonical form, or None (then the contract's
     validator decides). Canonical: ``YYYY-MM-DDTHH:MM:SS``, optionally ``.fff`` or ``.ffffff``,
-    then ``Z`` or ``+HH:MM`` / ``-HH:MM`` with minutes below 60."""
+    then ``Z`` or ``+HH:MM`` / ``-HH:MM`` with minutes below 60. The result equals
+    ``datetime.fromisoformat(value).timestamp()``."""
     ts = _TS_CACHE.get(value)
     if ts is not None:
         return ts
@@ -127,38 +166,25 @@ def _ts(value: Any) -> float | None:
     else:
         body = n - 6
         tz = value[body:]
-        if tz[0] not in "+-" or tz[3] != ":" or tz[4] not in "012345":
+    base = _hour_base(value[:13], tz)
+    if base is None or value[13] != ":" or value[16] != ":":
+        return None
+    minute = _SIXTY.get(value[14:16])
+    second = _SIXTY.get(value[17:19])
+    if minute is None or second is None:
+        return None
+    seconds = base + minute * 60 + second
+    if body == 19:
+        ts = float(seconds)
+    else:
+        if (body != 23 and body != 26) or value[19] != ".":
             return None
-    if body != 19 and not ((body == 23 or body == 26) and value[19] == "."):
-        return None
-    if (
-        value[4] != "-"
-        or value[7] != "-"
-        or value[10] != "T"
-        or value[13] != ":"
-        or value[16] != ":"
-        or not value.isascii()
-    ):
-        return None
-    try:
-        dt = _fromisoformat(value)  # checks the digits and the ranges of every field
-    except ValueError:
-        return None
-    # The hour's timestamp is cached; adding minutes, seconds and microseconds as one exact
-    # integer division gives the same float as dt.timestamp(), at a third of the cost.
-    key = value[:13] + tz
-    base = _HOUR_BASE.get(key)
-    if base is None:
-        try:
-            base = int(dt.replace(minute=0, second=0, microsecond=0).timestamp())
-        except (OverflowError, ValueError):
+        frac = value[20:body]
+        if not (frac.isdigit() and frac.isascii()):
             return None
-        if len(_HOUR_BASE) >= _TS_CACHE_MAX:
-            _HOUR_BASE.clear()
-        _HOUR_BASE[key] = base
-    seconds = base + dt.minute * 60 + dt.second
-    us = dt.microsecond
-    ts = (seconds * 1_000_000 + us) / 1_000_000 if us else float(seconds)
+        us = int(frac) * (1000 if body == 23 else 1)
+        # one exact integer division: the same float as datetime.timestamp()
+        ts = (seconds * 1_000_000 + us) / 1_000_000
     if not _TS_MIN <= ts <= _TS_MAX:
         return None
     if len(_TS_CACHE) >= _TS_CACHE_MAX:
@@ -438,6 +464,102 @@ def check_line(raw: bytes) -> tuple[str, str, float]:
         if info is not None:
             return info
     return slow_line(raw)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing blocks of lines (in this process or in worker processes)
+# --------------------------------------------------------------------------------------------
+
+#: Codes of lines that are not events in :func:`parse_block` results.
+BLANK = -1
+BAD = -2
+_TYPE_INDEX = {t: i for i, t in enumerate(wire.EVENT_TOPICS)}
+_PARTS: dict[int, dict[str, int]] = {}
+
+#: ``(lines, codes, arrival stamps, {line index: reason}, firm ids of events or None)``; a code is
+#: ``type index * partitions + partition`` for an event, else :data:`BLANK` or :data:`BAD`.
+ParsedBlock = tuple[list[bytes], Sequence[int], Sequence[float], dict[int, str], "list[str] | None"]
+
+
+def parse_block(block: bytes, partitions: int, with_firms: bool = False) -> ParsedBlock:
+    """Split a block of an event file into lines and decode and validate each one."""
+    lines = split_block(block, MAX_LINE_BYTES)
+    codes: list[int] = []
+    stamps: list[float] = []
+    bad: dict[int, str] = {}
+    firms: list[str] | None = [] if with_firms else None
+    code_append = codes.append
+    stamp_append = stamps.append
+    fast = fast_line
+    max_bytes = MAX_EVENT_BYTES
+    part_of = _PARTS.setdefault(partitions, {})
+    type_base = {t: i * partitions for t, i in _TYPE_INDEX.items()}
+    for k, raw in enumerate(lines):
+        info = fast(raw) if len(raw) <= max_bytes else None
+        if info is None:
+            if not raw or raw.isspace():
+                code_append(BLANK)
+                stamp_append(0.0)
+                continue
+            try:
+                info = slow_line(raw)
+            except EventError as exc:
+                code_append(BAD)
+                stamp_append(0.0)
+                bad[k] = str(exc)
+                continue
+        etype, firm, ts = info
+        part = part_of.get(firm)
+        if part is None:
+            if len(part_of) >= 1_000_000:
+                part_of.clear()
+            part = part_of[firm] = wire.partition_for(firm, partitions)
+        code_append(type_base[etype] + part)
+        stamp_append(ts)
+        if firms is not None:
+            firms.append(firm)
+    return lines, codes, stamps, bad, firms
+
+
+def _parse_block_packed(block: bytes, partitions: int, with_firms: bool) -> tuple[Any, ...]:
+    """:func:`parse_block` in a worker process; the result packed for a cheap trip back (the
+    parent splits the block itself)."""
+    _, codes, stamps, bad, firms = parse_block(block, partitions, with_firms)
+    return array("h", codes).tobytes(), array("d", stamps).tobytes(), bad, firms
+
+
+def _unpack(block: bytes, packed: tuple[Any, ...]) -> ParsedBlock:
+    codes_b, stamps_b, bad, firms = packed
+    codes = array("h")
+    codes.frombytes(codes_b)
+    stamps = array("d")
+    stamps.frombytes(stamps_b)
+    return split_block(block, MAX_LINE_BYTES), codes, stamps, bad, firms
+
+
+def _noop() -> int:
+    return os.getpid()
+
+
+def _start_worker_pool(workers: int) -> Any:
+    """A pool of ``workers`` forked processes, started at once (before any Kafka connection
+    exists). Fork, not spawn: workers need no re-import of the ``__main__`` script."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    for fut in [pool.submit(_noop) for _ in range(workers)]:
+        fut.result()
+    return pool
+
+
+def default_workers(total_bytes: int) -> int:
+    """Worker processes for parsing: none for small inputs (starting them costs more than it
+    saves), on one core or where fork is unavailable; else one per core but one, at most 4."""
+    cpus = os.cpu_count() or 1
+    if total_bytes < POOL_MIN_BYTES or cpus < 2 or not sys.platform.startswith("linux"):
+        return 0
+    return max(1, min(4, cpus - 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -729,6 +851,7 @@ async def replay_files(
     watermark_interval: float = WATERMARK_INTERVAL_S,
     show_bad: int = SHOW_BAD_LINES,
     err: Any = None,
+    workers: int | None = None,
 ) -> ReplaySummary:
     """Replay event files onto the event topics; return what was sent.
 
@@ -754,11 +877,16 @@ async def replay_files(
 
     # Open every file first: a missing or broken file is an error before anything is sent.
     files: list[EventFile] = []
+    pool = None
     try:
         for p in paths:
             files.append(EventFile(p, max_line_bytes=MAX_LINE_BYTES))
         if not files:
             raise ReplayError("no event files given")
+        if workers is None:
+            workers = default_workers(sum(f.size for f in files))
+        if workers > 0:
+            pool = _start_worker_pool(workers)
         producer = None
         if sink is None:
             bootstrap = bootstrap or settings.bootstrap_servers
@@ -784,6 +912,7 @@ async def replay_files(
                 progress=_Progress(sum(f.size for f in files), err) if progress else None,
                 show_bad=show_bad,
                 err=err,
+                pool=pool,
             )
             summary = await runner.run()
         finally:
@@ -791,6 +920,8 @@ async def replay_files(
                 await producer.stop()
         return summary
     finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         for f in files:
             f.close()
 
@@ -843,7 +974,10 @@ class _Replay:
         progress: _Progress | None,
         show_bad: int,
         err: Any,
+        pool: Any = None,
     ) -> None:
+        self.pool = pool
+        self.workers = pool._max_workers if pool is not None else 0
         self.files = files
         self.sink = sink
         self.partitions = partitions
@@ -941,19 +1075,6 @@ class _Replay:
                 wait = min(wait, 0.005)
             await self.sleep(wait)
 
-    # ---- lines the fast path did not accept ------------------------------------------------------
-    async def _slow(self, path: Path, lineno: int, raw: bytes) -> tuple[str, str, float] | None:
-        """The contract's validator on a line: its info, or None for a blank or bad line (then
-        reported and sent to the DLQ)."""
-        if not raw or raw.isspace():
-            self.summary.blank_lines += 1
-            return None
-        try:
-            return slow_line(raw)
-        except EventError as exc:
-            await self._bad(path, lineno, raw, str(exc))
-            return None
-
     # ---- bad lines ---------------------------------------------------------------------------
     async def _bad(self, path: Path, lineno: int, raw: bytes, reason: str) -> None:
         s = self.summary
@@ -974,19 +1095,57 @@ class _Replay:
         s.dlq_records += 1
 
     # ---- main loop ---------------------------------------------------------------------------
+    def _parsed_blocks(self) -> Iterator[tuple[EventFile, int, bytes]]:
+        for ef in self.files:
+            self.current = ef
+            for first, block in ef.blocks():
+                yield ef, first, block
+            self.done_bytes += ef.size
+        self.current = None
+
+    async def _parse_results(self) -> AsyncIterator[tuple[EventFile, int, ParsedBlock]]:
+        """Parsed blocks in file order: in this process, or ``workers`` processes ahead."""
+        n_parts = self.partitions
+        keys = self.batch_size == 1
+        if not self.workers:
+            for ef, first, block in self._parsed_blocks():
+                yield ef, first, parse_block(block, n_parts, keys)
+            return
+        loop = asyncio.get_running_loop()
+        pool = self.pool
+        assert pool is not None
+        inflight: collections.deque[tuple[EventFile, int, bytes, asyncio.Future[Any]]] = collections.deque()
+        try:
+            blocks = self._parsed_blocks()
+            ahead = 2 * self.workers + 1
+            exhausted = False
+            while True:
+                while not exhausted and len(inflight) < ahead:
+                    item = next(blocks, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    ef, first, block = item
+                    fut = loop.run_in_executor(pool, _parse_block_packed, block, n_parts, keys)
+                    inflight.append((ef, first, block, fut))
+                if not inflight:
+                    return
+                ef, first, block, fut = inflight.popleft()
+                yield ef, first, _unpack(block, await fut)
+        finally:
+            for _, _, _, fut in inflight:
+                fut.cancel()
+
     async def run(self) -> ReplaySummary:
         t0 = time.perf_counter()
         s = self.summary
-        fast = fast_line
-        max_bytes = MAX_EVENT_BYTES
         batch_mode = self.batch_size > 1
         batch_size = self.batch_size
         n_parts = self.partitions
         pending = self.pending
-        type_offset = {t: i * n_parts for i, t in enumerate(self.types)}
-        topic_of = dict(wire.EVENT_TOPICS)
+        topic_of_code = [t for t in self.topics for _ in range(n_parts)]
+        part_of_code = [p for _ in self.topics for p in range(n_parts)]
         sink_append = self.sink.append
-        firm_part: dict[str, int] = {}
         firm_key: dict[str, bytes] = {}
         schedule = wire.WatermarkSchedule(self.interval)
         observe = schedule.observe
@@ -994,55 +1153,54 @@ class _Replay:
         clock = -math.inf
         first_arrival: float | None = None
         events = 0
-        plain_by_type = dict.fromkeys(self.types, 0)
+        plain_by_code = [0] * len(topic_of_code)
 
-        for ef in self.files:
-            self.current = ef
-            path = ef.path
-            for first, parts in ef.chunks():
-                n = len(parts)
-                start = 0
-                while start < n:
-                    stop = min(start + CHECK_EVERY, n)
-                    s.events = events
-                    await self._checkpoint()
-                    for k in range(start, stop):
-                        raw = parts[k]
-                        info = fast(raw) if len(raw) <= max_bytes else None
-                        if info is None:
-                            info = await self._slow(path, first + k, raw)
-                            if info is None:
-                                continue
-                        etype, firm, ts = info
-                        if ts > clock:
-                            # the arrival clock moves: pace, then a watermark if one is due
-                            if paced:
-                                await self._pace(ts)
-                            boundary = observe(ts)
-                            if boundary is not None:
-                                await self._watermark(boundary)
-                            elif first_arrival is None:
-                                first_arrival = ts
-                            clock = ts
-                        part = firm_part.get(firm)
-                        if part is None:
-                            part = firm_part[firm] = wire.partition_for(firm, n_parts)
-                            firm_key[firm] = firm.encode("utf-8")
-                        events += 1
-                        if batch_mode:
-                            idx = type_offset[etype] + part
-                            lst = pending[idx]
-                            lst.append(raw)
-                            if len(lst) >= batch_size:
-                                await self._close_envelope(idx)
+        async for ef, first, parsed in self._parse_results():
+            lines, codes, stamps, bad, firms = parsed
+            n = len(lines)
+            fi = 0
+            start = 0
+            while start < n:
+                stop = min(start + CHECK_EVERY, n)
+                s.events = events
+                await self._checkpoint()
+                for k in range(start, stop):
+                    code = codes[k]
+                    if code < 0:
+                        if code == BAD:
+                            await self._bad(ef.path, first + k, lines[k], bad[k])
                         else:
-                            topic = topic_of[etype]
-                            plain_by_type[etype] += 1
-                            if not sink_append(topic, part, firm_key[firm], raw):
-                                await self._append(topic, part, firm_key[firm], raw)
-                    start = stop
-            self.done_bytes += ef.size
-            self.current = None
+                            s.blank_lines += 1
+                        continue
+                    ts = stamps[k]
+                    if ts > clock:
+                        # the arrival clock moves: pace, then a watermark if one is due
+                        if paced:
+                            await self._pace(ts)
+                        boundary = observe(ts)
+                        if boundary is not None:
+                            await self._watermark(boundary)
+                        elif first_arrival is None:
+                            first_arrival = ts
+                        clock = ts
+                    events += 1
+                    if batch_mode:
+                        lst = pending[code]
+                        lst.append(lines[k])
+                        if len(lst) >= batch_size:
+                            await self._close_envelope(code)
+                    else:
+                        firm = firms[fi]  # type: ignore[index]
+                        fi += 1
+                        key = firm_key.get(firm)
+                        if key is None:
+                            key = firm_key[firm] = firm.encode("utf-8")
+                        plain_by_code[code] += 1
+                        topic = topic_of_code[code]
+                        part = part_of_code[code]
+                        if not sink_append(topic, part, key, lines[k]):
+                            await self._append(topic, part, key, lines[k])
+                start = stop
 
         # End of the files: flush, then the final watermark so that every day can close.
         s.events = events
@@ -1050,16 +1208,16 @@ class _Replay:
         final = schedule.final()
         if final is not None:
             await self._watermark(final)
-            s.first_arrival = datetime.fromtimestamp(first_arrival, _UTC)
+            s.first_arrival = datetime.fromtimestamp(first_arrival, _UTC)  # type: ignore[arg-type]
             s.last_arrival = datetime.fromtimestamp(clock, _UTC)
             s.final_watermark = datetime.fromtimestamp(final, _UTC)
         await self.sink.drain()
         s.seconds = time.perf_counter() - t0
         if batch_mode:
-            by_type = dict(zip(self.types, self.sent_by_type))
+            by_type = self.sent_by_type
         else:
-            by_type = plain_by_type
-        s.events_by_topic = {wire.EVENT_TOPICS[t]: n for t, n in by_type.items()}
+            by_type = [sum(plain_by_code[i * n_parts : (i + 1) * n_parts]) for i in range(len(self.types))]
+        s.events_by_topic = dict(zip(self.topics, by_type))
         s.records = (
             (s.envelopes if batch_mode else s.events) + s.watermark_records + s.dlq_records
         )

@@ -101,6 +101,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from producers.simulator import bench_main
 
         return bench_main(args)
+    if args.what == "stream":
+        from streams.bench import main as bench_stream_main
+
+        return bench_stream_main(args)
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -188,9 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("what", choices=["simulate"])
+    p.add_argument("what", choices=["simulate", "stream"])
     p.add_argument("--firms", type=int, default=2000)
     p.add_argument("--days", type=int, default=30)
+    p.add_argument("--path", help="stream: a simulation directory to use instead of simulating")
+    p.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[200, 1],
+        help="stream: replay batch sizes to compare (1 = single-event records)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--runs", type=int, default=3)
     p.set_defaults(func=_cmd_bench)

@@ -25,7 +25,9 @@ Recovery design — at-least-once input, exact state, idempotent output:
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,7 +122,11 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
                 firms.append(FirmState.from_json(firm_id, orjson.loads(value)))
         pipeline.core.restore(meta, firms)
         rt = PartitionRuntime(pipeline, checkpoint_offset=meta["k"] if meta else -1)
-        log.info("partition %d: restored %d firms at offset %d", p, len(firms), rt.checkpoint_offset)
+        # The epoch time lets `riskmon bench stream` tell start-up from processing.
+        log.info(
+            "partition %d: restored %d firms at offset %d (t=%.3f)",
+            p, len(firms), rt.checkpoint_offset, time.time(),
+        )
         return rt
 
     def checkpoint(p: int, rt: PartitionRuntime, offset: int) -> None:
@@ -171,7 +177,13 @@ def quiet_logging(level: int = logging.WARNING) -> None:
     logging.getLogger().setLevel(level)
     for name in ("faust", "mode", "aiokafka", "kafka"):
         logging.getLogger(name).setLevel(level)
-    logging.getLogger("riskmon").setLevel(logging.INFO)
+    ours = logging.getLogger("riskmon")
+    ours.setLevel(logging.INFO)
+    if not ours.handlers:  # the worker's own handlers filter below WARNING
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        ours.addHandler(handler)
+        ours.propagate = False
 
 
 def main(args: Any) -> int:

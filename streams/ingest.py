@@ -273,11 +273,16 @@ async def run_ingest(
     router = IngestRouter(settings.partitions)
     await producer.start()
     await consumer.start()
+    first_seen = False
     try:
         while not stop.is_set():
             polled = await consumer.getmany(timeout_ms=200, max_records=poll_max_records)
             if not polled:
                 continue
+            if not first_seen:
+                first_seen = True
+                # The epoch time lets `riskmon bench stream` tell start-up from processing.
+                log.info("first records polled (t=%.3f)", time.time())
             offsets: dict[TopicPartition, int] = {}
             for tp, messages in polled.items():
                 for m in messages:

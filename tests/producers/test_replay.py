@@ -502,6 +502,23 @@ def test_memory_replay_is_correct(small_file, batch_size):
         assert summary.envelopes == 0
 
 
+@pytest.mark.parametrize("batch_size", [1, 200])
+def test_worker_processes_send_the_same_records(small_file, batch_size):
+    """Parsing in a worker process changes nothing in what is sent, record for record (with
+    the wall-clock linger out of the way: it may cut envelopes at other places)."""
+    path, _ = small_file
+
+    def records(workers: int) -> list[tuple[Any, ...]]:
+        sink = MemorySink()
+        summary = run(replay_files([path], Settings(), partitions=3, batch_size=batch_size,
+                                   sink=sink, err=io.StringIO(), workers=workers,
+                                   watermark_interval=600, linger_ms=1e9))
+        assert summary.events > 2500
+        return [(r.topic, r.partition, r.key, r.value, r.headers) for r in sink.records]
+
+    assert records(1) == records(0)
+
+
 def test_watermarks_identical_for_any_batch_size_and_speed(small_file):
     path, lines = small_file
 

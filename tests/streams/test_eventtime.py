@@ -119,3 +119,21 @@ def test_firm_state_round_trips_through_json() -> None:
     a = advance(core, "2026-01-09T00:00:00+08:00")
     b = advance(restored, "2026-01-09T00:00:00+08:00")
     assert a == b and a[1].aggregate[PAY_IN_AMT] == 9.0 and a[0].aggregate[LOG_CREATED_N] == 0
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-01-05T23:59:59+08:00",
+        "2026-01-05T00:00:00+08:00",
+        "2026-01-05T23:59:59.999999+08:00",
+        "2026-01-05T16:00:00+00:00",
+        "2026-01-05T15:59:59Z",
+        "2026-01-05T10:00:00-05:00",
+        "20260105T235959+08:00",
+    ],
+)
+def test_fast_local_day_agrees_with_full_parsing(stamp: str) -> None:
+    core = PartitionCore(record_score)
+    assert core.local_day(stamp) == core.day_of(parse_time(stamp))
+    assert core.local_day(stamp) == core.local_day(stamp)  # cached path too
