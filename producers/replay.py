@@ -20,9 +20,19 @@ Per topic-partition the file's order is kept.
   ``file:line: reason`` and sent to ``wire.REPLAY_DLQ_TOPIC`` with headers ``error``, ``file`` and
   ``line``; they never stop the replay.
 
-Validation uses a fast path that accepts only events in the canonical form the contract's
-producers write (and that pydantic would accept too); anything else goes through
-:func:`riskmon.events.validate_event`, so accept/reject decisions are exactly the contract's.
+Validation uses a fast path (msgspec typed decoding when msgspec is installed, else orjson and
+hand-written checks) that accepts only events in the canonical form riskmon's producers write and
+that certainly satisfy the contract; every other line goes through the contract's own
+:func:`riskmon.events.decode_json` and :func:`riskmon.events.validate_event`, so accept/reject
+decisions and messages are exactly the contract's (both fast paths are fuzzed against it).
+
+Big inputs are parsed by worker processes (forked, ``workers``; default one per core but one for
+inputs over ``POOL_MIN_BYTES``) a few blocks ahead of the main process, which only routes lines,
+keeps the arrival clock and talks to Kafka; results are identical either way.
+
+Kafka: an idempotent aiokafka producer (``acks=all``) fed with one record batch per
+topic-partition, each handed over when the partition has no batch outstanding, so batches grow
+while a request is in flight instead of queueing small ones.
 """
 
 from __future__ import annotations
@@ -873,7 +883,8 @@ async def replay_files(
     n_parts = int(partitions if partitions is not None else settings.partitions)
     if n_parts < 1:
         raise ValueError(f"partitions must be at least 1, got {n_parts}")
-    err = err or sys.stderr
+    if err is None:
+        err = sys.stderr
 
     # Open every file first: a missing or broken file is an error before anything is sent.
     files: list[EventFile] = []
@@ -883,11 +894,6 @@ async def replay_files(
             files.append(EventFile(p, max_line_bytes=MAX_LINE_BYTES))
         if not files:
             raise ReplayError("no event files given")
-        if workers is None:
-            workers = default_workers(sum(f.size for f in files))
-        if workers > 0:
-            pool = _start_worker_pool(workers)
-        producer = None
         if sink is None:
             bootstrap = bootstrap or settings.bootstrap_servers
             if not bootstrap:
@@ -896,6 +902,12 @@ async def replay_files(
                     "RISKMON_BOOTSTRAP_SERVERS (riskmon broker runs a local one)"
                 )
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
+        if workers is None:
+            workers = default_workers(sum(f.size for f in files))
+        if workers > 0:
+            pool = _start_worker_pool(workers)  # forked before any Kafka connection exists
+        producer = None
+        if sink is None:
             producer = await _start_producer(settings, n_parts)
             sink = KafkaSink(producer)
         try:
@@ -913,6 +925,7 @@ async def replay_files(
                 show_bad=show_bad,
                 err=err,
                 pool=pool,
+                workers=workers,
             )
             summary = await runner.run()
         finally:
@@ -975,9 +988,10 @@ class _Replay:
         show_bad: int,
         err: Any,
         pool: Any = None,
+        workers: int = 0,
     ) -> None:
         self.pool = pool
-        self.workers = pool._max_workers if pool is not None else 0
+        self.workers = workers if pool is not None else 0
         self.files = files
         self.sink = sink
         self.partitions = partitions
@@ -1030,7 +1044,7 @@ class _Replay:
                 await self._close_envelope(idx)
 
     async def _watermark(self, boundary: float) -> None:
-        await self._close_all_envelopes()
+        pass
         value = _watermark_value(boundary)
         for topic in self.topics:
             for part in range(self.partitions):
@@ -1262,6 +1276,10 @@ def main(args: argparse.Namespace) -> int:
         return 2
     linger_ms = getattr(args, "linger_ms", DEFAULT_LINGER_MS)
     linger_ms = DEFAULT_LINGER_MS if linger_ms is None else float(linger_ms)
+    if not linger_ms >= 0:
+        print("riskmon replay: --linger-ms must not be negative", file=sys.stderr)
+        return 2
+    workers = getattr(args, "workers", None)  # --workers, if the command line offers it
     progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     try:
         summary = asyncio.run(
@@ -1274,6 +1292,7 @@ def main(args: argparse.Namespace) -> int:
                 linger_ms=linger_ms,
                 partitions=partitions,
                 progress=progress,
+                workers=workers,
             )
         )
     except (ReplayError, EventFileError, BrokerError) as exc:
@@ -1284,6 +1303,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 __all__ = [
+    "BAD",
+    "BLANK",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_LINGER_MS",
     "KafkaSink",
@@ -1292,9 +1313,13 @@ __all__ = [
     "ReplaySummary",
     "WATERMARK_INTERVAL_S",
     "check_line",
+    "default_workers",
     "fast_check",
+    "fast_line",
     "main",
+    "parse_block",
     "replay_files",
+    "slow_line",
     "timestamp_of",
 ]
 

@@ -59,6 +59,26 @@ occasional batches), invoices T+1 (a few hours into the next day, ~3% up to 36 h
 logistics scans minutes, payments seconds; ~0.5% of events are re-delivered later with the same
 ``event_id`` and content.
 
+Ids are deterministic: electricity ``<meter_id>-<hours since 1970-01-01T00:00+08:00>`` (one per
+meter interval), invoices ``<invoice_id>-i`` (issued), ``-r`` (received), ``-x`` (cancellation)
+with invoice ids ``<firm>-V<n>`` / ``<firm>-R<n>``, logistics ``<order_id>-c|p|d`` (created,
+picked_up, delivered) with order ids ``<firm>-O<n>``, payments ``<firm>-T<n>`` (= txn_id). The
+per-firm counters follow event time. A duplicate delivery repeats the line with a later
+``delivered_at`` only.
+
+Only events whose ``event_time`` lies inside the window ``[start, start + days)`` are written
+(their deliveries may fall after it).
+
+Python API::
+
+    from producers.simulator import simulate, SCENARIOS, INDUSTRIES
+    summary = simulate(firms=300, days=120, seed=7, out_dir="out/sim",
+                       start=date(2025, 11, 1), shares={"shutdown": 0.1})
+    summary.by_type, summary.by_scenario, summary.bytes, summary.seconds
+
+:func:`simulate` returns a :class:`SimulationSummary`; :func:`resolve_shares` validates shares;
+:func:`spring_festival_factor` gives the holiday multiplier of an industry on a day.
+
 Speed: events are generated day by day across all firms with numpy, lines are formatted from
 pre-encoded pieces, and the buffer is flushed up to the start of the next day after each day (no
 later-generated event can arrive earlier), so memory holds ~2–3 days of events.
@@ -763,17 +783,17 @@ class _Simulator:
         self.duplicates = 0
 
     # --- helpers -------------------------------------------------------------------------
-    def _dups(self, rng: np.random.Generator, deliv: np.ndarray, limit: np.ndarray | None, spread: float):
-        """Pick ~0.5% of events to re-deliver later. Returns (index of every emitted row into the
-        originals, delivered times of every row). ``limit`` caps the re-delivery time."""
+    def _dups(self, rng: np.random.Generator, deliv: np.ndarray, limit: np.ndarray, spread: float):
+        """Pick ~0.5% of events to re-deliver later (``spread``: mean extra delay, s). Returns
+        (index of every emitted row into the originals, delivered time of every row). ``limit``
+        caps the re-delivery time (the stream's maximum lateness)."""
         n = len(deliv)
         pick = np.flatnonzero(rng.random(n) < _DUP_RATE)
         later = 1 + np.floor(rng.exponential(spread, len(pick))).astype(np.int64)
         dd = deliv[pick] + later
-        if limit is not None:
-            lim = limit[pick]
-            ok = lim > deliv[pick]
-            pick, dd = pick[ok], np.minimum(dd[ok], lim[ok])
+        lim = limit[pick]
+        ok = lim > deliv[pick]
+        pick, dd = pick[ok], np.minimum(dd[ok], lim[ok])
         self.duplicates += len(pick)
         return np.concatenate([np.arange(n), pick]), np.concatenate([deliv, dd])
 
@@ -898,7 +918,7 @@ class _Simulator:
         deliv = (ev_day + 1) * _DAY + np.where(
             late, rng.integers(9 * 3600, 36 * 3600, len(t)), rng.integers(1800, 9 * 3600, len(t))
         )
-        rows, deliv = self._dups(rng, deliv, None, 3 * 3600.0)
+        rows, deliv = self._dups(rng, deliv, (ev_day + 1) * _DAY + 36 * 3600, 3 * 3600.0)
         firm, t, num, kind, amt, tax, cp = (a[rows] for a in (firm, t, num, kind, amt, tax, cp))
         fids = self.fid[firm].tolist()
         eday, esec = self._ts(t)
@@ -938,7 +958,7 @@ class _Simulator:
         keep = (t < self.end) & ~self._gap_mask(firm, t, True)
         idx, status, t, firm = idx[keep], status[keep], t[keep], firm[keep]
         deliv = t + 10 + np.minimum(np.floor(rng.exponential(180.0, len(t))), 2700).astype(np.int64)
-        rows, deliv = self._dups(rng, deliv, None, 300.0)
+        rows, deliv = self._dups(rng, deliv, t + 3600, 300.0)
         idx, status, t, firm = idx[rows], status[rows], t[rows], firm[rows]
         fids = self.fid[firm].tolist()
         eday, esec = self._ts(t)
@@ -990,7 +1010,7 @@ class _Simulator:
             a[keep] for a in (firm, num, direction, refund, channel, t, amt)
         )
         deliv = t + 1 + np.minimum(np.floor(rng.exponential(4.0, len(t))), 120).astype(np.int64)
-        rows, deliv = self._dups(rng, deliv, None, 30.0)
+        rows, deliv = self._dups(rng, deliv, t + 300, 30.0)
         firm, num, direction, refund, channel, t, amt = (
             a[rows] for a in (firm, num, direction, refund, channel, t, amt)
         )
@@ -1144,7 +1164,10 @@ def main(args: argparse.Namespace) -> int:
     """``riskmon simulate``."""
     try:
         shares = parse_share_args(getattr(args, "share", None) or [])
-        start = date.fromisoformat(args.start) if isinstance(args.start, str) else args.start
+        try:
+            start = date.fromisoformat(args.start) if isinstance(args.start, str) else args.start
+        except ValueError as exc:
+            raise ValueError(f"--start {args.start!r} is not a date YYYY-MM-DD ({exc})") from None
         resolve_shares(shares)
         if args.firms < 1 or args.days < 1:
             raise ValueError("--firms and --days must be at least 1")

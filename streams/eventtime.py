@@ -42,6 +42,7 @@ from streams.daily import add_event, new_day
 
 STREAMS: tuple[str, ...] = ("electricity", "invoice", "logistics", "payment")
 DAY_S = 86400
+NEVER = -1  # no day is complete yet (day ordinals are positive)
 _UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 #: Allowed lateness per stream, seconds (domain brief: electricity at most 2 h late, invoices T+1).
@@ -149,8 +150,9 @@ class PartitionCore:
         self._day_cache: dict[str, int] = {}
         self.sources: list[tuple[str, int]] = [(s, q) for s in STREAMS for q in range(n_sources)]
         self.watermarks: dict[tuple[str, int], float] = {src: -math.inf for src in self.sources}
-        # Per (stream, source partition): events of days up to this one (ordinal) are late.
-        self.late_through: dict[tuple[str, int], int | None] = {src: None for src in self.sources}
+        # Per (stream, source partition): events of days up to this one (ordinal) are late;
+        # NEVER until the source's first watermark.
+        self.late_through: dict[tuple[str, int], int] = {src: NEVER for src in self.sources}
         self.horizon: int | None = None
         self.firms: dict[str, FirmState] = {}
         self.dirty: set[str] = set()  # firms changed since the last checkpoint
@@ -159,10 +161,10 @@ class PartitionCore:
     def day_of(self, epoch_s: float) -> int:
         return int((epoch_s + self.tz_offset_s) // DAY_S) + _UNIX_EPOCH_ORDINAL
 
-    def _last_complete_day(self, source: tuple[str, int]) -> int | None:
+    def _last_complete_day(self, source: tuple[str, int]) -> int:
         wm = self.watermarks[source]
         if wm == -math.inf:
-            return None
+            return NEVER
         # day d is complete for the source when wm >= end(d) + lateness
         lateness = self.lateness_s[source[0]]
         return int((wm - lateness + self.tz_offset_s) // DAY_S) - 1 + _UNIX_EPOCH_ORDINAL
@@ -189,8 +191,7 @@ class PartitionCore:
         """Apply one validated event (decoded dict) that came from source partition ``source`` of
         its stream's topic. Returns 'accepted', 'duplicate' or 'late'."""
         day = self.local_day(ev["event_time"])
-        late_through = self.late_through[(ev["type"], source)]
-        if late_through is not None and day <= late_through:
+        if day <= self.late_through[(ev["type"], source)]:
             return "late"
         firm_id = ev["firm_id"]
         firm = self.firms.get(firm_id)
@@ -220,11 +221,8 @@ class PartitionCore:
             return []
         self.watermarks[key] = epoch_s
         self.late_through[key] = self._last_complete_day(key)
-        days = list(self.late_through.values())
-        if any(d is None for d in days):
-            return []
-        horizon = min(d for d in days if d is not None)
-        if self.horizon is not None and horizon <= self.horizon:
+        horizon = min(self.late_through.values())
+        if horizon == NEVER or (self.horizon is not None and horizon <= self.horizon):
             return []
         self.horizon = horizon
         return self._close_through(horizon)

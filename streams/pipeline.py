@@ -80,6 +80,7 @@ class PartitionPipeline:
             n_sources=n_sources,
         )
         self.counts = PipelineCounts()
+        self._watermark_times: dict[str, float] = {}  # each watermark comes once per source
 
     def on_record(self, obj: dict[str, Any], offset: int = -1, out: Emitted | None = None) -> Emitted:
         """Apply one decoded internal record: its segments of events and watermarks, in order."""
@@ -89,7 +90,13 @@ class PartitionPipeline:
             if events is not None:
                 self.on_events(events, segment["src"], offset, out)
             else:
-                self.on_watermark(segment["stream"], segment["src"], parse_time(segment["watermark"]), out)
+                stamp = segment["watermark"]
+                epoch_s = self._watermark_times.get(stamp)
+                if epoch_s is None:
+                    if len(self._watermark_times) > 1000:
+                        self._watermark_times.clear()
+                    epoch_s = self._watermark_times[stamp] = parse_time(stamp)
+                self.on_watermark(segment["stream"], segment["src"], epoch_s, out)
         return out
 
     def on_events(

@@ -608,6 +608,22 @@ def test_linger_flushes_partial_envelopes_while_pacing(tmp_path):
     assert sink.submits > 100
 
 
+def test_progress_bar_and_summary(small_file):
+    path, lines = small_file
+    err = io.StringIO()
+    summary = run(replay_files([path], Settings(), partitions=2, sink=MemorySink(), progress=True,
+                               err=err, show_bad=0))
+    text = err.getvalue()
+    assert text.startswith("\rreplay") and text.endswith("\n")
+    final = text.rstrip("\n").split("\r")[-1]
+    assert f"{summary.events:,} events" in final and "100.0%" in final and "ev/s" in final
+    assert "(more bad lines are not shown" in text
+    report = summary.format()
+    for topic, n in summary.events_by_topic.items():
+        assert topic in report and f"{n:,}" in report
+    assert f"bad lines: {summary.bad_lines:,}" in report
+
+
 def test_missing_file_fails_before_sending(tmp_path, small_file):
     sink = MemorySink()
     with pytest.raises(replay.EventFileError, match="no such event file"):
