@@ -8,7 +8,8 @@ vitality_record`); ``state`` is this firm's engine state from the previous call 
 firm's first day). The function is **pure**: the result depends only on the firm's own records,
 in day order -- not on partitions, workers, other firms or replay speed. The state is
 JSON-serialisable (lists, dicts with string keys, numbers, bools, None), bounded (no growing
-lists: about 2-3 kB per firm with the default configuration, see :func:`state_size`), never
+lists: about 1.7 kB per firm with the default configuration, 2 kB at most on the simulated
+population, see :func:`state_size`), never
 mutated in place, and a state that went through JSON continues exactly like the original.
 A record for a day not after the state's last day is ignored (``([], state)``): re-delivered
 records are harmless.
@@ -40,12 +41,34 @@ parameters and its input feature(s), computed from the record by :func:`features
 * ``payments``: log of today's payment inflow ratio, shrunk by 2 payments of the firm's ticket;
 * ``invoice``: log of the recent / baseline issued invoice amount.
 
-Ratios are floored at 0.02 before the log. Models skip ``warming_up`` and ``silent`` days
-entirely; on a Spring Festival day they score but do not learn (``score_on_holiday``,
-``learn_on_holiday``). A model's score becomes a *watch* detection at ``watch_threshold`` and a
-*warning* when one of its ``warning`` conditions ``(threshold, k)`` holds: the score was at or
-above ``threshold`` on each of the last ``k`` days the model scored. Models run protected: a point
-scoring above ``protect_threshold`` is not learned.
+Ratios are floored at 0.02 before the log. Models skip ``warming_up`` days and data-gap days
+(``elec_missing`` or ``silent``: a data outage is not distress) entirely; on ``elec_partial``
+days (an incomplete day) only the electricity features are used. On a Spring Festival day a
+model scores but does not learn (``score_on_holiday``, ``learn_on_holiday``; ``level_slide``
+does neither: the festival dip is not a slide). A model's score becomes a *watch* detection at
+``watch_threshold`` and a *warning* when one of its ``warning`` conditions ``(threshold, k)``
+holds: the score was at or above ``threshold`` on each of the last ``k`` days the model scored
+(days it did not score hold the count). The profile and the CUSUMs run protected (a point scoring
+above ``protect_threshold`` is not learned, so a collapse does not become the baseline); the
+slide detector protects its reference itself (see :class:`detectors.firm_models.LevelSlide`).
+
+Default models (:func:`default_models`; thresholds tuned on the simulated population, see
+:mod:`detectors.evaluate`):
+
+==============  ============  ===========================================  ======================
+name            detector      input                                        warning when
+==============  ============  ===========================================  ======================
+firm_profile    firm_profile  elec, activity, payments, invoice (drops;    score >= 0.5 on 2 days
+                              decoupling: payments or activity up while    or >= 0.8 on 1 day
+                              power is down)
+elec_shift      cusum_shift   elec (downward change)                       watch only
+invoice_shift   cusum_shift   invoice (downward change)                    watch only
+level_slide     level_slide   level (gradual slide; steps ignored)         score >= 0.5 on 1 day
+==============  ============  ===========================================  ======================
+
+Cross-firm models (e.g. HalfSpaceTrees per industry) are deliberately not in the firm path: they
+would make a firm's result depend on other firms unless frozen and versioned; the per-industry
+view lives in governance (:mod:`detectors.drift`), which only emits events.
 
 ``electricity_growth`` (INCREASE_ELIGIBLE) is suppressed (action NONE, reason
 ``suppressed_by_warning``) while any warning was raised for the firm within
@@ -161,7 +184,7 @@ def default_models() -> tuple[ModelSpec, ...]:
             name="invoice_shift",
             detector="cusum_shift",
             inputs=("invoice",),
-            params={"half_life": 30.0, "k": 0.5, "h": 10.0, "direction": "down", "min_scale": 0.1,
+            params={"half_life": 30.0, "k": 1.0, "h": 10.0, "direction": "down", "min_scale": 0.3,
                     "warmup": 7, "protected": True, "protect_threshold": 0.5},
             watch_threshold=0.5,
             warning=(),
@@ -171,10 +194,10 @@ def default_models() -> tuple[ModelSpec, ...]:
             name="level_slide",
             detector="level_slide",
             inputs=("level",),
-            params={"block": 7, "blocks": 3, "half_life": 60.0, "min_step": 0.03, "t_half": 2.0,
-                    "direction": "down", "protected": True, "protect_threshold": 0.5},
+            params={"k": 1.0, "h": 8.0, "half_life": 60.0, "min_scale": 0.04, "jump": 0.25,
+                    "suppress": 21, "warmup": 14, "direction": "down"},
             watch_threshold=0.5,
-            warning=((0.5, 3),),
+            warning=((0.5, 1),),
             score_on_holiday=False,
         ),
     )
@@ -253,7 +276,8 @@ def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 
         feats["elec"] = _log(day.elec_ratio)
         if day.elec_ratio is not None and fs["lvl"]:
             feats["level"] = _log(day.elec_ratio) + math.log(fs["lvl"])
-    if not day.silent:
+    if not (day.no_evidence or day.elec_partial):
+        # a day with a data gap is incomplete for every feed (an outage usually hits several)
         feats["activity"] = _log((comps.get("activity_3d") or {}).get("ratio"))
         feats["invoice"] = _log((comps.get("invoice_amt") or {}).get("ratio"))
         if day.pay_expected is not None and day.pay_expected > 0 and t[1] > 0:
@@ -322,14 +346,17 @@ def _model_reasons(spec: ModelSpec, det: Detector, x: Any, days_above: int) -> l
     elif kind == "level_slide":
         p = det.explain(x)
         if p is not None:
-            rel = [_r4(math.exp(b - p["ref"])) for b in p["blocks"]]
+            rel = math.exp(p["x"] - p["ref"])
+            g = p["g_down"] if det.direction != "up" else p["g_up"]
             out.append(reason(
                 "level_slide",
-                {"block_levels_vs_reference": rel, "block_days": det.block},
-                {"reference_level_kwh": _r4(math.exp(p["ref"])), "unit": _r4(p["unit"])},
+                {"level_vs_reference": _r4(rel), "z": _r4(p["z"]), "cusum": _r4(g),
+                 "days_since_step": p["days_since_step"]},
+                {"reference_level_kwh": _r4(math.exp(p["ref"])), "noise": _r4(p["noise"]),
+                 "decision_interval": p["h"], "k": det.k},
                 1.0,
-                f"{FEATURE_TEXT.get(spec.inputs[0], spec.inputs[0])} fell {det.blocks} {det.block}-day blocks "
-                f"running: {', '.join(_pct(r) for r in rel)} of its earlier level",
+                f"{FEATURE_TEXT.get(spec.inputs[0], spec.inputs[0])} slid gradually to {_pct(rel)} of its "
+                f"earlier level (cumulative shift {g:.1f} vs decision interval {p['h']:g}; no abrupt step)",
             ))
     else:  # a generic registered detector
         out.append(reason(f"{spec.name}_score", {"input": x}, {}, 1.0, f"{spec.name} score"))
@@ -406,7 +433,7 @@ class Engine:
         # --- models ----------------------------------------------------------------------------
         feats, new_f = features(day, fstate, cfg.payment_prior)
         scores: dict[str, float | None] = {}
-        skip_all = day.warming_up or day.silent
+        skip_all = day.warming_up or day.no_evidence
         for spec in self._models:
             det = self._dets[spec.name]
             det.load_state(mstates.get(spec.name))

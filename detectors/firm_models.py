@@ -20,10 +20,9 @@ protocol) and honour protection: a protected model does not learn a point scorin
   vector: robust z-scores of each feature vs the firm's decayed history, signed (a drop is what
   matters for most), plus *decoupling* terms (payments up while power collapses), combined as
   ``max + w * second``.
-* :class:`LevelSlide` (``"level_slide"``) -- a slow-slide detector: three consecutive weekly
-  blocks each lower than the one before *and* a deficit against the firm's older reference level.
-  A single step (a seasonal dip: down once, then flat) has one falling block boundary, never two
-  in a row for long; a slide keeps falling.
+* :class:`LevelSlide` (``"level_slide"``) -- a slow-slide detector: a CUSUM of the firm's
+  deseasonalised level against its older reference, switched off by abrupt steps. A seasonal dip
+  (down at once, then flat) is a step, never a slide; a slide never moves much in two days.
 """
 
 from __future__ import annotations
@@ -181,8 +180,8 @@ class FirmProfile(StatefulDetector):
     ``z_f = (x_f - m_f) / max(1.2533 a_f, min_scale[f])``, then the *deviation* ``d_f``:
     ``max(0, -z_f)`` if ``signs[f] == -1`` (only drops matter), ``max(0, z_f)`` if ``+1``,
     ``|z_f|`` if 0 (default). Each pair ``(a, b)`` of ``pairs`` adds a decoupling deviation
-    ``max(0, z_b - z_a) / sqrt 2`` when ``z_a < 0 < z_b`` (``b`` up while ``a`` down: payments
-    up while power collapses). ``T = d(1) + second_weight * d(2)`` (the two largest deviations)
+    ``(z_b - z_a) / sqrt 2`` when ``z_a <= -pair_min`` and ``z_b >= pair_min`` (``b`` up while
+    ``a`` down, each by at least ``pair_min`` robust sd: payments up while power collapses). ``T = d(1) + second_weight * d(2)`` (the two largest deviations)
     and ``T_half = z_half``. A feature is scored after ``warmup`` learned values.
 
     ``min_scale`` (a number or ``{feature: number}``) is the materiality floor of the scale:
@@ -197,7 +196,7 @@ class FirmProfile(StatefulDetector):
     True
     >>> det.score_one({"elec": 1.5, "pay": 0.0}) < 0.001     # power up: not a risk signal
     True
-    >>> [c["feature"] for c in det.explain({"elec": -0.3, "pay": 0.5})[:2]]
+    >>> [c["feature"] for c in det.explain({"elec": -0.3, "pay": 0.5})[:2]]   # both > 1 sd
     ['elec', 'elec>pay']
     """
 
@@ -205,7 +204,8 @@ class FirmProfile(StatefulDetector):
 
     def __init__(self, half_life: float = 30.0, warmup: int = 10, z_half: float = 3.0,
                  min_scale: float | Mapping[str, float] = 0.0, signs: Mapping[str, int] | None = None,
-                 pairs: list | None = None, second_weight: float = 0.5, clip: float = 4.0, *,
+                 pairs: list | None = None, second_weight: float = 0.5, clip: float = 4.0,
+                 pair_min: float = 1.0, *,
                  seed: int | None = None, protected: bool = False, protect_threshold: float = 0.9):
         super().__init__(seed=seed, protected=protected, protect_threshold=protect_threshold)
         self.half_life = half_life
@@ -216,6 +216,7 @@ class FirmProfile(StatefulDetector):
         self.pairs = pairs
         self.second_weight = second_weight
         self.clip = clip
+        self.pair_min = pair_min
         self._d = 0.5 ** (1.0 / half_life)
         self._f: dict[str, list] = {}  # feature -> [n, W, mean, mean abs deviation]
 
@@ -271,7 +272,7 @@ class FirmProfile(StatefulDetector):
         for a, b in self.pairs or ():
             if a in zs and b in zs:
                 za, zb = zs[a][3], zs[b][3]
-                if za < 0.0 < zb:
+                if za <= -self.pair_min and zb >= self.pair_min:
                     devs.append(((zb - za) / math.sqrt(2.0), f"{a}>{b}"))
         devs.sort(key=lambda t: (-t[0], t[1]))
         return devs
@@ -333,130 +334,153 @@ class FirmProfile(StatefulDetector):
 # --------------------------------------------------------------------------------------------
 
 
-def _trimmed_mean(xs: list[float]) -> float:
-    if len(xs) >= 5:
-        ys = sorted(xs)[1:-1]
-    else:
-        ys = xs
-    return sum(ys) / len(ys)
+def _median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    n = len(ys)
+    h = n // 2
+    return ys[h] if n % 2 else 0.5 * (ys[h - 1] + ys[h])
 
 
 @register("level_slide")
 class LevelSlide(StatefulDetector):
-    """A slide: ``blocks`` consecutive blocks of ``block`` values (weeks of days), each lower
-    than the one before, and the newest block below the firm's older reference level.
+    """A *gradual* shift of a firm's level: a CUSUM against the firm's older reference level
+    that an abrupt step switches off.
 
-    The last ``blocks * block`` learned values are kept (the current point completes the
-    newest block when scored). Each block is summarised by its trimmed mean (min and max
-    dropped: one freak day moves nothing). With ``b_1 .. b_B`` the blocks, oldest first,
-    ``steps_i = b_i - b_{i+1}`` and ``deficit = ref - b_B`` (``ref`` is the decayed mean,
-    ``half_life`` values, of the values that left the window; the oldest block until then),
+    * ``ref``: decayed mean (``half_life`` values) of the level, learned only while the CUSUM is
+      below ``h / 2`` and not within 3 values of a step (a slide does not teach the reference
+      that sliding is normal);
+    * ``noise``: the firm's day-to-day noise, a decayed mean absolute successive difference
+      (as a standard deviation), floored at ``min_scale`` (materiality);
+    * ``z = (ref - x) / noise`` (clipped at ``z_cap``) and ``g_down <- max(0, g_down + z - k)``
+      (``g_up`` mirrors it); scored after ``warmup`` values;
+    * a **step** -- the median of the last 3 values differs from the median of the 3 before by
+      at least ``max(jump, jump_sd * noise)`` -- resets both CUSUMs and holds them at 0 for ``suppress`` values. A
+      seasonal dip, a shutdown or an outage (down at once, then flat) is therefore never a
+      slide: other models and rules own abrupt changes. A slide never moves ``jump`` in 3 days,
+      and a single freak value moves neither median. While a step is not yet confirmed (today
+      alone is ``jump`` away from the median of the 3 days before), ``z`` is clipped at
+      ``jump_z_cap`` instead of ``z_cap``.
 
-        ``T = min(min_i steps_i / u, deficit / ((blocks - 1) * u))``,
-
-    ``u = max(noise, min_step)``; ``noise`` is the firm's own day-to-day noise (decayed mean
-    absolute successive difference, as a standard deviation) scaled to the standard deviation
-    of a difference of block means. ``T_half = t_half``. ``direction`` "up" mirrors it
-    (steady rise), "both" takes the larger. Scored once the window is full.
+    ``T = g`` of the watched ``direction``, ``T_half = h``.
 
     >>> det = LevelSlide(direction="down")
     >>> flat = [det.score_learn_one(0.02 * ((i * 7) % 5 - 2)) for i in range(40)]
-    >>> max(flat) < 0.2
-    True
+    >>> max(flat)
+    0.0
     >>> slide = [det.score_learn_one(-0.02 * i + 0.02 * ((i * 7) % 5 - 2)) for i in range(20)]
-    >>> slide[-1] > 0.9
+    >>> next(i for i, s in enumerate(slide) if s >= 0.5)     # days into a 2%/day slide
+    8
+    >>> det = LevelSlide(direction="down")
+    >>> _ = [det.score_learn_one(0.02 * ((i * 7) % 5 - 2)) for i in range(40)]
+    >>> max(det.score_learn_one(-0.6 + 0.02 * ((i * 7) % 5 - 2)) for i in range(20)) < 0.2   # a dip
     True
     """
 
     input_kind = "univariate"
 
-    def __init__(self, block: int = 7, blocks: int = 3, half_life: float = 60.0, min_step: float = 0.03,
-                 t_half: float = 2.0, direction: str = "both", *, seed: int | None = None,
-                 protected: bool = False, protect_threshold: float = 0.9):
+    def __init__(self, k: float = 1.0, h: float = 8.0, half_life: float = 60.0, min_scale: float = 0.04,
+                 jump: float = 0.25, jump_sd: float = 4.0, suppress: int = 21, warmup: int = 14,
+                 z_cap: float = 4.0, jump_z_cap: float = 1.5, direction: str = "both", *, seed: int | None = None, protected: bool = False,
+                 protect_threshold: float = 0.9):
         super().__init__(seed=seed, protected=protected, protect_threshold=protect_threshold)
-        if block < 1 or blocks < 2:
-            raise ValueError("need block >= 1 and blocks >= 2")
-        self.block = block
-        self.blocks = blocks
+        self.k = k
+        self.h = h
         self.half_life = half_life
-        self.min_step = min_step
-        self.t_half = t_half
+        self.min_scale = min_scale
+        self.jump = jump
+        self.jump_sd = jump_sd
+        self.suppress = suppress
+        self.warmup = warmup
+        self.z_cap = z_cap
+        self.jump_z_cap = jump_z_cap
         self.direction = direction
         self._check_direction()
         self._d = 0.5 ** (1.0 / half_life)
-        # ring (newest last), ref [mean, W], noise [mean |diff|, W], last value
+        # [n, since step, g_down, g_up, ref mean, ref W, noise mean, noise W, last], ring of 6
+        self._s: list = [0, 10**6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None]
         self._ring: list[float] = []
-        self._ref = [0.0, 0.0]
-        self._noise = [0.0, 0.0]
-        self._last: float | None = None
-
-    @property
-    def window(self) -> int:
-        return self.block * self.blocks
 
     def state_dict(self) -> dict[str, Any]:
-        return {"r": list(self._ring), "ref": list(self._ref), "z": list(self._noise), "l": self._last}
+        return {"s": list(self._s), "r": list(self._ring)}
 
     def load_state(self, state: Mapping[str, Any] | None) -> "LevelSlide":
         if not state:
-            self._ring, self._ref, self._noise, self._last = [], [0.0, 0.0], [0.0, 0.0], None
+            self._s = [0, 10**6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None]
+            self._ring = []
         else:
+            self._s = list(state["s"])
             self._ring = list(state["r"])
-            self._ref = list(state["ref"])
-            self._noise = list(state["z"])
-            self._last = state["l"]
         return self
 
-    def _parts(self, v: float) -> dict[str, Any] | None:
-        ring = self._ring[-(self.window - 1) :] + [v]
-        if len(ring) < self.window:
-            return None
-        b = self.block
-        means = [_trimmed_mean(ring[i * b : (i + 1) * b]) for i in range(self.blocks)]
-        ref = self._ref[0] / self._ref[1] if self._ref[1] > 0 else means[0]
-        noise = _MAD_TO_SD * self._noise[0] / self._noise[1] / math.sqrt(2.0) if self._noise[1] > 0 else 0.0
-        # sd of a difference of two trimmed block means (trimmed mean of 7 ~ mean of 5.6)
-        u = max(noise * math.sqrt(2.0 / max(b - 1.4, 1.0)), self.min_step)
-        steps = [means[i] - means[i + 1] for i in range(self.blocks - 1)]
-        t_down = min(min(steps) / u, (ref - means[-1]) / ((self.blocks - 1) * u))
-        t_up = min(min(-s for s in steps) / u, (means[-1] - ref) / ((self.blocks - 1) * u))
-        return {"blocks": means, "ref": ref, "unit": u, "t_down": t_down, "t_up": t_up}
+    def _noise(self) -> float:
+        nm, nw = self._s[6], self._s[7]
+        sd = _MAD_TO_SD * nm / math.sqrt(2.0) if nw > 0 else 0.0
+        return max(sd, self.min_scale, 1e-9 * (1.0 + abs(self._s[4])))
+
+    def _step(self, v: float) -> dict[str, Any]:
+        n, since, gd, gu, ref, refw = self._s[:6]
+        ring = (self._ring + [v])[-6:]
+        jump = max(self.jump, self.jump_sd * self._noise())
+        step = None
+        if len(ring) == 6:
+            step = _median(ring[3:]) - _median(ring[:3])
+            if not _finite(step) or abs(step) >= jump:
+                since = 0
+            else:
+                since += 1
+        else:
+            since += 1
+        # today alone jumped from the last 3 days: a step may be starting (confirmed or not by
+        # the medians in the next days); it adds at most jump_z_cap to the CUSUM meanwhile
+        pending = len(ring) >= 4 and abs(v - _median(ring[-4:-1])) >= jump
+        z = 0.0
+        if n >= self.warmup and refw > 0:
+            cap = self.jump_z_cap if pending else self.z_cap
+            z = (ref - v) / self._noise()
+            z = max(-cap, min(cap, z)) if _finite(z) else 0.0
+            gd = max(0.0, gd + z - self.k)
+            gu = max(0.0, gu - z - self.k)
+        if since < self.suppress:
+            gd = gu = 0.0
+        return {"ring": ring, "since": since, "z": z, "g_down": gd, "g_up": gu, "step": step, "pending": pending}
 
     def statistic(self, x: Input) -> float:
         v = as_value(x)
         if not _finite(v):
             return 0.0
-        p = self._parts(v)
-        if p is None:
-            return 0.0
+        p = self._step(v)
         if self.direction == "down":
-            t = p["t_down"]
-        elif self.direction == "up":
-            t = p["t_up"]
-        else:
-            t = max(p["t_down"], p["t_up"])
-        return t if _finite(t) else 0.0
+            return p["g_down"]
+        if self.direction == "up":
+            return p["g_up"]
+        return max(p["g_down"], p["g_up"])
 
     def _score(self, x: Input) -> float:
-        return squash(self.statistic(x), self.t_half)
+        return squash(self.statistic(x), self.h)
 
     def _learn(self, x: Input, score: float) -> None:
         v = as_value(x)
         if not _finite(v):
             return
+        p = self._step(v)
+        n, _, _, _, ref, refw, nm, nw, last = self._s
         d = self._d
-        if self._last is not None:
-            diff = abs(v - self._last)
-            w = d * self._noise[1] + 1.0
-            self._noise = [self._noise[0] + (diff - self._noise[0]) / w, w]
-        self._last = v
-        ring = self._ring + [v]
-        if len(ring) > self.window:
-            old = ring.pop(0)
-            w = d * self._ref[1] + 1.0
-            self._ref = [self._ref[0] + (old - self._ref[0]) / w, w]
-        self._ring = ring
+        if last is not None:
+            w = d * nw + 1.0
+            nm += (min(abs(v - last), 10.0 * self._noise()) - nm) / w
+            nw = w
+        g = max(p["g_down"], p["g_up"])
+        if refw == 0.0 or (g < self.h / 2.0 and p["since"] >= 3):
+            w = d * refw + 1.0
+            ref += (v - ref) / w
+            refw = w
+        self._s = [n + 1, p["since"], p["g_down"], p["g_up"], ref, refw, nm, nw, v]
+        self._ring = p["ring"]
 
     def explain(self, x: Input) -> dict[str, Any] | None:
         v = as_value(x)
-        return self._parts(v) if _finite(v) else None
+        if not _finite(v):
+            return None
+        p = self._step(v)
+        return {"x": v, "ref": self._s[4], "noise": self._noise(), "z": p["z"], "g_down": p["g_down"],
+                "g_up": p["g_up"], "h": self.h, "days_since_step": p["since"]}

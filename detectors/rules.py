@@ -45,8 +45,8 @@ brief's rule as stated).
 
 ``tax_decline`` (all industries): VAT on issued invoices per observed day, in calendar-month
 buckets, below 70% of the firm's reference for 6 consecutive months -> warning, RM_FOLLOW_UP.
-The reference is the decayed mean (``ref_half_life`` buckets) of the firm's earlier buckets that
-were not down; the first ``warmup_buckets`` buckets only build it.
+The reference is the median of the firm's last 6 buckets that were not down; the first ``warmup_buckets`` buckets only build it; ratios are shrunk by
+``prior_invoices`` invoices (see :class:`TaxDecline`).
 
 ``tax_decline_weekly``: the faster variant, ISO-week buckets, 4 consecutive weeks below 70% ->
 watch, RM_FOLLOW_UP.
@@ -272,8 +272,8 @@ class PowerLogisticsStall(Rule):
     owner: str = "credit-risk"
     action: str = "FREEZE_ADJUSTMENTS"
     industries: tuple[str, ...] | None = ("manufacturing",)
-    elec_below: float = 0.6
-    holiday_elec_below: float = 0.4
+    elec_below: float = 0.3
+    holiday_elec_below: float = 0.3
     days: int = 3
     max_orders: float = 0.0
     min_expected_orders: float = 0.0
@@ -349,6 +349,12 @@ def _week_key(ordinal: int) -> int:
     return (ordinal - 1) // 7  # ordinal 1 (0001-01-01) is a Monday: ISO weeks
 
 
+def _median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    h = len(ys) // 2
+    return ys[h] if len(ys) % 2 else 0.5 * (ys[h - 1] + ys[h])
+
+
 def _bucket_label(key: int, period: str) -> str:
     if period == "month":
         return f"{key // 12:04d}-{key % 12 + 1:02d}"
@@ -360,9 +366,19 @@ class TaxDecline(Rule):
     """``field`` per observed day, bucketed by ``period`` ("month" or "week"), below
     ``(1 - drop)`` x the firm's reference for ``buckets`` consecutive buckets.
 
-    State: ``{"b": [key, sum, days] (open bucket), "ref": [mean, weight], "n": buckets closed,
-    "run": [[label, rate, reference], ...] (the current down streak, at most ``buckets``),
-    "on": active}``.
+    The reference is the median per-day rate of the firm's last ``ref_buckets`` buckets that were
+    not down (a median: month-end invoicing spikes do not inflate it; only buckets that were not
+    down: a decline does not teach it that declining is normal). The first ``warmup_buckets``
+    buckets only build it. A
+    bucket is judged on a *shrunk* ratio ``(x + k u) / (e + k u)``: ``x`` its total, ``e`` the
+    reference rate x its observed days, ``u`` the firm's average amount per invoice and ``k =
+    prior_invoices`` -- a firm that issues 3 invoices a week is not "down 30%" because it issued 2.
+    A bucket expected to hold fewer than ``min_expected_invoices`` invoices, or observed on fewer
+    than ``min_days`` days, is not judged (and does not break a streak).
+
+    State: ``{"b": [key, total, invoices, days] (open bucket), "ref": [[per-day rate, invoices per
+    day], ...] (at most ``ref_buckets``), "n": buckets closed, "run": [[label, per-day, reference per-day,
+    shrunk ratio], ...] (the current down streak, at most ``buckets``), "on": active}``.
     """
 
     kind: ClassVar[str] = "tax_decline"
@@ -377,7 +393,9 @@ class TaxDecline(Rule):
     buckets: int = 6
     min_days: int = 10
     warmup_buckets: int = 1
-    ref_half_life: float = 3.0
+    ref_buckets: int = 6
+    prior_invoices: float = 2.0
+    min_expected_invoices: float = 0.0
     skip_holiday: bool = True
 
     def __post_init__(self) -> None:
@@ -391,9 +409,9 @@ class TaxDecline(Rule):
         return _month_key(ordinal) if self.period == "month" else _week_key(ordinal)
 
     def step(self, state: dict | None, day: Day) -> tuple[dict | None, dict]:
-        st = state or {"b": None, "ref": [0.0, 0.0], "n": 0, "run": [], "on": False}
+        st = state or {"b": None, "ref": [], "n": 0, "run": [], "on": False}
         bucket = st["b"]
-        ref = list(st["ref"])
+        ref = [list(e) for e in st["ref"]]
         n = st["n"]
         run = [list(e) for e in st["run"]]
         on = st["on"]
@@ -402,36 +420,44 @@ class TaxDecline(Rule):
         closed = False
         if bucket is not None and key != bucket[0]:
             # the open bucket closes: judge it against the reference, then learn it if not down
-            bkey, total, days = bucket
+            bkey, total, count, days = bucket
             if days >= self.min_days:
                 rate = total / days
                 n += 1
-                ref_mean = ref[0] / ref[1] if ref[1] > 0 else None
                 down = False
-                if n > self.warmup_buckets and ref_mean is not None and ref_mean > 0:
-                    down = rate < (1.0 - self.drop) * ref_mean
+                judged = False
+                ref_rate = _median([e[0] for e in ref]) if ref else 0.0
+                if n > self.warmup_buckets and ref_rate > 0:
+                    ref_n = _median([e[1] for e in ref])
+                    exp_n = ref_n * days
+                    if exp_n >= self.min_expected_invoices:
+                        judged = True
+                        unit = ref_rate / ref_n if ref_n > 0 else ref_rate
+                        k = self.prior_invoices * unit
+                        shrunk = (total + k) / (ref_rate * days + k)
+                        down = shrunk < 1.0 - self.drop
                 if down:
-                    run.append([_bucket_label(bkey, self.period), _r4(rate), _r4(ref_mean)])
+                    run.append([_bucket_label(bkey, self.period), _r4(rate), _r4(ref_rate), _r4(shrunk)])
                     run = run[-self.buckets :]
                 else:
-                    run = []
-                    d = 0.5 ** (1.0 / self.ref_half_life)
-                    ref = [d * ref[0] + rate, d * ref[1] + 1.0]
+                    if judged:
+                        run = []
+                    ref = (ref + [[_r4(rate), _r4(count / days)]])[-self.ref_buckets :]
             bucket = None
             closed = True
         if bucket is None:
-            bucket = [key, 0.0, 0]
+            bucket = [key, 0.0, 0.0, 0]
         if not (day.warming_up or day.silent or (self.skip_holiday and day.holiday)):
-            bucket = [bucket[0], bucket[1] + getattr(day, self.field), bucket[2] + 1]
+            bucket = [bucket[0], bucket[1] + getattr(day, self.field), bucket[2] + day.inv_n, bucket[3] + 1]
         if closed:
             new = len(run) >= self.buckets and not on
             on = len(run) >= self.buckets
         else:
             new = False
         if on:
-            ratios = [e[1] / e[2] if e[2] else 0.0 for e in run]
+            ratios = [e[3] for e in run]
             score = 0.5 + 0.5 * max(0.0, min(1.0, 1.0 - max(ratios) / (1.0 - self.drop)))
-            unit = "month" if self.period == "month" else "week"
+            unit_name = "month" if self.period == "month" else "week"
             what = {"inv_tax": "VAT on issued invoices", "inv_amt": "issued invoice amount",
                     "inv_n": "issued invoices"}[self.field]
             hit = self._hit(
@@ -439,14 +465,13 @@ class TaxDecline(Rule):
                 score,
                 [
                     reason(
-                        f"{self.field}_down_{unit}ly",
-                        {"buckets": [e[0] for e in run], "per_day": [e[1] for e in run],
-                         "ratio": [_r4(x) for x in ratios]},
+                        f"{self.field}_down_{unit_name}ly",
+                        {"buckets": [e[0] for e in run], "per_day": [e[1] for e in run], "ratio": ratios},
                         {"reference_per_day": [e[2] for e in run], "threshold": round(1.0 - self.drop, 4),
-                         "buckets": self.buckets},
+                         "buckets": self.buckets, "prior_invoices": self.prior_invoices},
                         1.0,
                         f"{what} down {', '.join(_pct(1 - x) for x in ratios)} vs the firm's reference "
-                        f"for {len(run)} consecutive {unit}s (threshold: down {_pct(self.drop)})",
+                        f"for {len(run)} consecutive {unit_name}s (threshold: down {_pct(self.drop)})",
                     )
                 ],
             )
@@ -655,7 +680,7 @@ def default_rules() -> tuple[Rule, ...]:
         TaxDecline(),
         TaxDecline(
             id="tax_decline_weekly", level="watch", period="week", buckets=4, min_days=4,
-            warmup_buckets=2, ref_half_life=4.0,
+            warmup_buckets=2, ref_buckets=8, prior_invoices=5.0,
         ),
         OrderDrop(),
         ElectricityGrowth(),

@@ -158,14 +158,21 @@ def probe_kafka(host: str, port: int, timeout: float = 2.0) -> None:
             raise ConnectionError("the broker lists no brokers in its metadata yet")
 
 
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
+def _pdeathsig_setter() -> Any:
+    """A function for ``preexec_fn`` that asks Linux to SIGTERM the child when its parent thread
+    exits, resolved here in the parent (the child only calls it: no imports after fork)."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except Exception:
-        pass
+        return None
+    sigterm = int(signal.SIGTERM)
+
+    def set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
+        prctl(1, sigterm)  # PR_SET_PDEATHSIG
+
+    return set_pdeathsig
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,7 +331,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 cwd=str(data_dir),
                 start_new_session=True,  # Ctrl-C in a terminal goes to us; we stop the broker
-                preexec_fn=_set_pdeathsig if self.kill_on_parent_exit else None,
+                preexec_fn=_pdeathsig_setter() if self.kill_on_parent_exit else None,
             )
         except OSError as exc:
             self._close_log()

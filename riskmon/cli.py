@@ -31,19 +31,23 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from producers.eventfile import iter_lines
+    from producers.eventfile import EventFileError, iter_lines
     from riskmon.events import EventError, parse_event
 
     bad = total = 0
-    for path in args.files:
-        for lineno, raw in iter_lines(Path(path)):
-            total += 1
-            try:
-                parse_event(raw)
-            except EventError as exc:
-                bad += 1
-                if bad <= args.show:
-                    print(f"{path}:{lineno}: {exc}", file=sys.stderr)
+    try:
+        for path in args.files:
+            for lineno, raw in iter_lines(Path(path)):
+                total += 1
+                try:
+                    parse_event(raw)
+                except EventError as exc:
+                    bad += 1
+                    if bad <= args.show:
+                        print(f"{path}:{lineno}: {exc}", file=sys.stderr)
+    except EventFileError as exc:
+        print(f"riskmon validate: {exc}", file=sys.stderr)
+        return 2
     print(f"{total} events, {bad} invalid")
     return 1 if bad else 0
 
@@ -151,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--linger-ms", type=float, default=20.0, help="flush a partial batch after this long")
     p.add_argument("--partitions", type=int, help="partitions of topics created (default RISKMON_PARTITIONS or 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, help="parser processes (default: auto; 0 parses in-process)")
     p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("ingest", help="run the ingest stage: event topics -> validated envelopes")

@@ -211,7 +211,7 @@ def validate_event(obj: Any) -> ElectricityReading | Invoice | LogisticsEvent | 
     if not isinstance(obj, dict):
         raise EventError(f"event: expected a JSON object, got {type(obj).__name__}", field="event")
     etype = obj.get("type")
-    if etype not in MODELS:
+    if not isinstance(etype, str) or etype not in MODELS:
         raise EventError(
             f"type: must be one of {', '.join(EVENT_TYPES)}, got {etype!r}", field="type"
         )

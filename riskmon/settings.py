@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     )
 
     # --- stream worker ----------------------------------------------------------------------
+    detection_enabled: bool = Field(
+        default=True, description="Run the detection engine on every closed firm-day."
+    )
     app_id: str = Field(default="riskmon", min_length=1, description="Faust app id (consumer group).")
     worker_id: str = Field(
         default="0", min_length=1, description="Stable id of this worker: static group membership."

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from riskmon.settings import Settings
-from riskmon.wire import EVENT_TOPICS, LATE_TOPIC, REPLAY_DLQ_TOPIC, VITALITY_TOPIC, dlq_topic
+from riskmon.wire import (
+    DETECTIONS_TOPIC,
+    EVENT_TOPICS,
+    LATE_TOPIC,
+    REPLAY_DLQ_TOPIC,
+    VITALITY_TOPIC,
+    dlq_topic,
+)
 
 INTERNAL_TOPIC = "riskmon.internal.events"
 
@@ -18,6 +25,7 @@ def pipeline_topics() -> list[str]:
         INTERNAL_TOPIC,
         LATE_TOPIC,
         VITALITY_TOPIC,
+        DETECTIONS_TOPIC,
     ]
 
 

@@ -44,6 +44,7 @@ EVENT_TOPICS: dict[str, str] = {
 REPLAY_DLQ_TOPIC = "riskmon.events.dlq"
 LATE_TOPIC = "riskmon.events.late"
 VITALITY_TOPIC = "riskmon.vitality"
+DETECTIONS_TOPIC = "riskmon.detections"
 
 BATCH_MARKER = "riskmon_batch"
 WATERMARK_MARKER = "riskmon_watermark"

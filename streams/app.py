@@ -36,9 +36,9 @@ import orjson
 
 from riskmon.settings import Settings
 from riskmon.topics import INTERNAL_TOPIC
-from riskmon.wire import LATE_TOPIC, VITALITY_TOPIC, partition_for
+from riskmon.wire import DETECTIONS_TOPIC, LATE_TOPIC, VITALITY_TOPIC, partition_for
 from streams.eventtime import FirmState
-from streams.pipeline import Emitted, PartitionPipeline
+from streams.pipeline import Emitted, PartitionPipeline, default_detector
 from streams.registry import FirmRegistry
 
 log = logging.getLogger("riskmon.worker")
@@ -100,9 +100,13 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
         VITALITY_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions
     )
     late_topic = app.topic(LATE_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions)
+    detections_topic = app.topic(
+        DETECTIONS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
     raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     firm_table = app.Table("firmstate", partitions=partitions, schema=raw)
     meta_table = app.Table("partmeta", partitions=partitions, schema=raw)
+    detector = default_detector() if settings.detection_enabled else None
     runtimes: dict[int, PartitionRuntime] = {}
     app.riskmon_runtimes = runtimes  # type: ignore[attr-defined]
 
@@ -112,6 +116,7 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
             registry=registry,
             lateness_s=settings.lateness_s(),
             tz=settings.timezone,
+            detector=detector,
         )
         meta_raw = meta_table.get(str(p).encode())
         meta = orjson.loads(meta_raw) if meta_raw is not None else None
@@ -166,6 +171,8 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
                 await late_topic.send(key=firm_id.encode(), value=value)
             for firm_id, value in out.vitality:
                 await vitality_topic.send(key=firm_id.encode(), value=value)
+            for firm_id, value in out.detections:
+                await detections_topic.send(key=firm_id.encode(), value=value)
             if out.vitality or len(rt.pending) >= settings.checkpoint_records:
                 checkpoint(p, rt, offset)
 

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import orjson
 
 from riskmon.events import EventError, decode_json, validate_event
+from riskmon.fastcheck import fast_check
 from riskmon.settings import Settings
 from riskmon.wire import WATERMARK_INTERVAL_S, WatermarkSchedule
 from streams.eventtime import STREAMS
@@ -90,11 +91,15 @@ def run_backtest(
             read += 1
             try:
                 obj = decode_json(raw)
-                event = validate_event(obj)
+                checked = fast_check(obj)
+                if checked is not None:
+                    arrival = checked[2]
+                else:
+                    arrival = validate_event(obj).delivery_time.timestamp()
             except EventError:
                 invalid += 1
                 continue
-            boundary = schedule.observe(event.delivery_time.timestamp())
+            boundary = schedule.observe(arrival)
             if boundary is not None:
                 advance(boundary)
             pending.append(obj)

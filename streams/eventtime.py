@@ -92,6 +92,7 @@ class FirmState:
     open_days: dict[int, list[float]] = field(default_factory=dict)
     seen_ids: dict[int, set[str]] = field(default_factory=dict)  # event ids accepted per open day
     vitality_state: dict | None = None
+    detector_state: dict | None = None  # owned by the detection engine run on closed days
     checkpoint_offset: int = -1  # input offset this state reflects (set by the adapter)
 
     def to_json(self) -> dict[str, Any]:
@@ -100,6 +101,7 @@ class FirmState:
             "o": {str(d): agg for d, agg in self.open_days.items()},
             "i": {str(d): sorted(ids) for d, ids in self.seen_ids.items()},
             "v": self.vitality_state,
+            "d": self.detector_state,
             "k": self.checkpoint_offset,
         }
 
@@ -111,6 +113,7 @@ class FirmState:
             open_days={int(d): list(agg) for d, agg in obj["o"].items()},
             seen_ids={int(d): set(ids) for d, ids in obj["i"].items()},
             vitality_state=obj["v"],
+            detector_state=obj.get("d"),
             checkpoint_offset=obj["k"],
         )
 

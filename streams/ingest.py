@@ -41,6 +41,7 @@ from typing import Any, Callable
 import orjson
 
 from riskmon.events import EVENT_TYPES, MAX_EVENT_BYTES, EventError, validate_event
+from riskmon.fastcheck import fast_check
 from riskmon.settings import Settings
 from riskmon.wire import EVENT_TOPICS, classify, dlq_topic, partition_for
 
@@ -136,18 +137,23 @@ class IngestRouter:
     ) -> None:
         # A validated event is small by construction (every string field has a maximum length
         # and extra fields are forbidden), so envelope members need no separate size check.
-        try:
-            event = validate_event(obj)
-        except EventError as exc:
-            self._dead_letter(topic, partition, offset, raw or orjson.dumps(obj), None, str(exc), index)
-            return
-        if event.type != stream:
+        checked = fast_check(obj)
+        if checked is not None:
+            etype, firm_id, _ = checked
+        else:
+            try:
+                event = validate_event(obj)
+            except EventError as exc:
+                self._dead_letter(topic, partition, offset, raw or orjson.dumps(obj), None, str(exc), index)
+                return
+            etype, firm_id = event.type, event.firm_id
+        if etype != stream:
             self._dead_letter(
                 topic, partition, offset, raw or orjson.dumps(obj), None,
-                f"type: a {event.type} event on the {stream} topic", index,
+                f"type: a {etype} event on the {stream} topic", index,
             )
             return
-        target = partition_for(event.firm_id, self.partitions)
+        target = partition_for(firm_id, self.partitions)
         buf_key = (stream, partition, target)
         buf = self._buffers.get(buf_key)
         if buf is None:

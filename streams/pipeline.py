@@ -9,7 +9,7 @@ the records to publish: vitality updates (``riskmon.vitality``) and late events
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 import orjson
 
@@ -22,6 +22,13 @@ def default_score_fn() -> ScoreFn:
     from streams.vitality import score_day
 
     return lambda state, industry, day, agg: score_day(state, industry, day, agg)
+
+
+def default_detector() -> "DayDetector":
+    """The detection engine (reference rules and per-firm models) run on every closed day."""
+    from detectors.engine import Engine
+
+    return Engine()
 
 
 def vitality_record(closed: ClosedDay, industry: str) -> dict[str, Any]:
@@ -42,6 +49,7 @@ class PipelineCounts:
     late: int = 0
     skipped_replayed: int = 0  # events already reflected in recovered state
     days_closed: int = 0
+    detections: int = 0
 
     def add(self, other: "PipelineCounts") -> None:
         for k, v in other.accepted.items():
@@ -50,12 +58,21 @@ class PipelineCounts:
         self.late += other.late
         self.skipped_replayed += other.skipped_replayed
         self.days_closed += other.days_closed
+        self.detections += other.detections
+
+
+class DayDetector(Protocol):
+    """Runs on every closed firm-day, in day order per firm, with that firm's own state only (so
+    results do not depend on partitioning)."""
+
+    def on_day(self, state: dict | None, record: dict[str, Any]) -> tuple[list[dict], dict]: ...
 
 
 @dataclass
 class Emitted:
     vitality: list[tuple[str, bytes]] = field(default_factory=list)  # (firm_id, JSON)
     late: list[tuple[str, bytes]] = field(default_factory=list)
+    detections: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class PartitionPipeline:
@@ -70,8 +87,10 @@ class PartitionPipeline:
         lateness_s: dict[str, float] | None = None,
         tz: str = "Asia/Shanghai",
         score_fn: ScoreFn | None = None,
+        detector: DayDetector | None = None,
     ) -> None:
         self.registry = registry or FirmRegistry()
+        self.detector = detector
         self.core = PartitionCore(
             score_fn=score_fn or default_score_fn(),
             industry_of=self.registry.industry_of,
@@ -128,10 +147,17 @@ class PartitionPipeline:
 
     def _closed(self, closed: list[ClosedDay], out: Emitted) -> None:
         industry_of = self.registry.industry_of
+        detector = self.detector
+        firms = self.core.firms
         for c in closed:
-            out.vitality.append(
-                (c.firm_id, orjson.dumps(vitality_record(c, industry_of(c.firm_id))))
-            )
+            record = vitality_record(c, industry_of(c.firm_id))
+            out.vitality.append((c.firm_id, orjson.dumps(record)))
+            if detector is not None:
+                firm = firms[c.firm_id]
+                detections, firm.detector_state = detector.on_day(firm.detector_state, record)
+                for det in detections:
+                    out.detections.append((c.firm_id, orjson.dumps(det)))
+                self.counts.detections += len(detections)
         self.counts.days_closed += len(closed)
 
 

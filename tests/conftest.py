@@ -39,9 +39,19 @@ class _ExternalBroker:
         self.bootstrap = bootstrap
 
 
+def _uses_our_broker(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    for name in _BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        defs = info.name2fixturedefs.get(name) if info is not None else None
+        # only these fixtures, not a same-named fixture a test module defines for itself
+        if defs and getattr(defs[-1].func, "__module__", None) == __name__:
+            return True
+    return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if _BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if _uses_our_broker(item):
             item.add_marker(pytest.mark.integration)
 
 

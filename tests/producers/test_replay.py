@@ -448,6 +448,26 @@ def test_msgspec_fast_path_is_in_use_when_installed():
     assert replay.FAST_PATH == "msgspec"
 
 
+def test_block_parsers_agree(small_file):
+    """The msgspec-inlined block parser and the generic one give identical results."""
+    if replay._fast_line_msgspec is None:
+        pytest.skip("msgspec not installed")
+    path, lines = small_file
+    rng = random.Random(3)
+    extra = []
+    for _ in range(400):  # odd bytes too (see the fuzz test above)
+        raw = orjson.dumps(_valid_event(rng))
+        old, new = rng.choice(_BYTE_EDITS)
+        extra.append(raw.replace(old, new, 1))
+    block = b"\n".join(lines + extra) + b"\n"
+    for firms in (False, True):
+        generic = replay._parse_block_generic(block, 5, firms)
+        fast = replay._parse_block_msgspec(block, 5, firms)
+        assert fast == generic
+    codes = generic[1]
+    assert replay.BAD in codes and replay.BLANK in codes and max(codes) == 4 * 5 - 1
+
+
 def test_check_line_reports_the_contract_messages():
     with pytest.raises(EventError, match="not valid JSON"):
         replay.check_line(b"nope")

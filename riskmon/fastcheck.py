@@ -1,0 +1,237 @@
+"""Fast validation for events in canonical form, with the contract's validator as the fallback.
+
+Parsing with pydantic costs a few microseconds per event; riskmon's producers and the ingest stage
+handle hundreds of thousands per second. :func:`fast_check` accepts only events written in the
+canonical form riskmon's producers emit, checking every rule of :mod:`riskmon.events` by hand, and
+returns ``None`` for anything else so that :func:`validate` falls back to the contract's own
+validator. Accept/reject decisions are therefore exactly the contract's (fuzz-tested in
+``tests/producers/test_replay.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from riskmon.events import (
+    MAX_AMOUNT_CNY,
+    MAX_KWH_PER_INTERVAL,
+    validate_event,
+)
+
+# --------------------------------------------------------------------------------------------
+# Validation: a fast path for canonical events, the contract's validator for everything else
+# --------------------------------------------------------------------------------------------
+
+_ID_OK = re.compile(r"[A-Za-z0-9_.:\-]+").fullmatch
+_FIRM_OK = re.compile(r"[A-Za-z0-9_.\-]+").fullmatch
+# Fast-path timestamps are limited to this range (float precision stays far below 1 µs).
+_TS_MIN, _TS_MAX = 1.0, 7.0e9
+_TS_CACHE: dict[str, float] = {}
+_TS_CACHE_MAX = 200_000
+
+_BASE_REQ = frozenset({"event_id", "firm_id", "type", "event_time", "source"})
+_BASE_OPT = frozenset({"delivered_at", "schema_version"})
+_FIELDS = {
+    "electricity": ({"meter_id", "interval_minutes", "kwh"}, set()),
+    "invoice": ({"invoice_id", "kind", "counterparty_id", "amount", "tax"}, set()),
+    "logistics": ({"order_id", "status", "value", "weight_kg"}, set()),
+    "payment": ({"txn_id", "amount", "direction", "channel"}, {"refund"}),
+}
+_REQUIRED = {t: _BASE_REQ | req for t, (req, _) in _FIELDS.items()}
+_ALLOWED = {t: _BASE_REQ | _BASE_OPT | req | opt for t, (req, opt) in _FIELDS.items()}
+_INVOICE_KINDS = frozenset({"issued", "cancelled", "received"})
+_LOGISTICS_STATUS = frozenset({"created", "picked_up", "delivered"})
+_DIRECTIONS = frozenset({"in", "out"})
+_CHANNELS = frozenset({"pos", "transfer", "online", "qr"})
+
+
+_HOUR_BASE: dict[str, int] = {}
+_SIXTY = {f"{i:02d}": i for i in range(60)}
+_fromisoformat = datetime.fromisoformat
+
+
+def _hour_base(hour: str, tz: str) -> int | None:
+    """Epoch seconds of ``YYYY-MM-DDTHH`` at offset ``tz`` (``Z`` or ``+HH:MM``), validated."""
+    key = hour + tz
+    base = _HOUR_BASE.get(key)
+    if base is not None:
+        return base
+    if hour[4] != "-" or hour[7] != "-" or hour[10] != "T" or not key.isascii():
+        return None
+    if tz != "Z" and (tz[0] not in "+-" or tz[3] != ":" or tz[4] not in "012345"):
+        return None
+    try:
+        # checks the digits and the ranges of the date, the hour and the offset
+        base = int(_fromisoformat(hour + ":00:00" + tz).timestamp())
+    except (ValueError, OverflowError):
+        return None
+    if len(_HOUR_BASE) >= _TS_CACHE_MAX:
+        _HOUR_BASE.clear()
+    _HOUR_BASE[key] = base
+    return base
+
+
+def _ts(value: Any) -> float | None:
+    """Timestamp of an aware ISO-8601 string in canonical form, or None (then the contract's
+    validator decides). Canonical: ``YYYY-MM-DDTHH:MM:SS``, optionally ``.fff`` or ``.ffffff``,
+    then ``Z`` or ``+HH:MM`` / ``-HH:MM`` with minutes below 60. The result equals
+    ``datetime.fromisoformat(value).timestamp()``."""
+    ts = _TS_CACHE.get(value)
+    if ts is not None:
+        return ts
+    if type(value) is not str:
+        return None
+    n = len(value)
+    if n < 20:
+        return None
+    if value[-1] == "Z":
+        body = n - 1
+        tz = "Z"
+    else:
+        body = n - 6
+        tz = value[body:]
+    base = _hour_base(value[:13], tz)
+    if base is None or value[13] != ":" or value[16] != ":":
+        return None
+    minute = _SIXTY.get(value[14:16])
+    second = _SIXTY.get(value[17:19])
+    if minute is None or second is None:
+        return None
+    seconds = base + minute * 60 + second
+    if body == 19:
+        ts = float(seconds)
+    else:
+        if (body != 23 and body != 26) or value[19] != ".":
+            return None
+        frac = value[20:body]
+        if not (frac.isdigit() and frac.isascii()):
+            return None
+        us = int(frac) * (1000 if body == 23 else 1)
+        # one exact integer division: the same float as datetime.timestamp()
+        ts = (seconds * 1_000_000 + us) / 1_000_000
+    if not _TS_MIN <= ts <= _TS_MAX:
+        return None
+    if len(_TS_CACHE) >= _TS_CACHE_MAX:
+        _TS_CACHE.clear()
+    _TS_CACHE[value] = ts
+    return ts
+
+
+_GOOD_FIRMS: set[str] = set()
+
+
+def _good_firm(firm: str) -> bool:
+    """Check a firm id against the contract (and remember the good ones)."""
+    if len(firm) > 64 or _FIRM_OK(firm) is None:
+        return False
+    if len(_GOOD_FIRMS) >= 1_000_000:
+        _GOOD_FIRMS.clear()
+    _GOOD_FIRMS.add(firm)
+    return True
+
+
+def _ident(value: Any) -> bool:
+    return type(value) is str and len(value) <= 128 and _ID_OK(value) is not None
+
+
+def _money(value: Any) -> bool:
+    t = type(value)
+    return (t is float or t is int) and 0 <= value <= MAX_AMOUNT_CNY
+
+
+def fast_check(obj: Any) -> tuple[str, str, float] | None:
+    """``(type, firm_id, arrival_timestamp)`` when ``obj`` is an event in canonical form that
+    certainly satisfies the contract; ``None`` when the contract's validator must decide.
+
+    Never accepts anything :func:`riskmon.events.validate_event` rejects (tested by fuzzing)."""
+    try:
+        etype = obj["type"]
+        keys = obj.keys()
+        if not (keys <= _ALLOWED[etype] and _REQUIRED[etype] <= keys):
+            return None
+        firm = obj["firm_id"]
+        if type(firm) is not str:
+            return None
+        if firm not in _GOOD_FIRMS and not _good_firm(firm):
+            return None
+        if not _ident(obj["event_id"]):
+            return None
+        source = obj["source"]
+        if type(source) is not str or not 1 <= len(source) <= 64:
+            return None
+        if "schema_version" in obj:
+            sv = obj["schema_version"]
+            if type(sv) is not int or sv != 1:
+                return None
+        event_ts = _ts(obj["event_time"])
+        if event_ts is None:
+            return None
+        delivered = obj.get("delivered_at")
+        if delivered is None:
+            arrival = event_ts
+        else:
+            arrival = _ts(delivered)  # type: ignore[assignment]
+            if arrival is None or arrival < event_ts:
+                return None
+        if etype == "payment":
+            amount = obj["amount"]
+            t = type(amount)
+            if not ((t is float or t is int) and 0 < amount <= MAX_AMOUNT_CNY):
+                return None
+            if not (
+                _ident(obj["txn_id"])
+                and type(obj["direction"]) is str
+                and obj["direction"] in _DIRECTIONS
+                and type(obj["channel"]) is str
+                and obj["channel"] in _CHANNELS
+            ):
+                return None
+            if "refund" in obj and type(obj["refund"]) is not bool:
+                return None
+        elif etype == "electricity":
+            minutes = obj["interval_minutes"]
+            kwh = obj["kwh"]
+            t = type(kwh)
+            if not (
+                type(minutes) is int
+                and 1 <= minutes <= 1440
+                and (t is float or t is int)
+                and 0 <= kwh <= MAX_KWH_PER_INTERVAL
+                and _ident(obj["meter_id"])
+            ):
+                return None
+        elif etype == "invoice":
+            amount = obj["amount"]
+            tax = obj["tax"]
+            if not (
+                _money(amount)
+                and _money(tax)
+                and tax <= amount
+                and _ident(obj["invoice_id"])
+                and _ident(obj["counterparty_id"])
+                and type(obj["kind"]) is str
+                and obj["kind"] in _INVOICE_KINDS
+            ):
+                return None
+        else:  # logistics
+            weight = obj["weight_kg"]
+            t = type(weight)
+            if not (
+                _money(obj["value"])
+                and (t is float or t is int)
+                and 0 <= weight <= 1e6
+                and _ident(obj["order_id"])
+                and type(obj["status"]) is str
+                and obj["status"] in _LOGISTICS_STATUS
+            ):
+                return None
+        return etype, firm, arrival
+    except Exception:  # wrong shapes (not a dict, unhashable values, missing keys): be exact
+        return None
+
+
+def validate(obj: Any) -> Any:
+    """The contract's validator: :func:`riskmon.events.validate_event` (raises EventError)."""
+    return validate_event(obj)
