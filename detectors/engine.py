@@ -309,7 +309,7 @@ def _model_reasons(spec: ModelSpec, det: Detector, x: Any, days_above: int) -> l
     if kind == "cusum_shift":
         e = det.explain(x)
         f = spec.inputs[0]
-        g = e["g_down"] if det.direction == "down" else e["g_up"] if det.direction == "up" else max(e["g_down"], e["g_up"])
+        g = {"down": e["g_down"], "up": e["g_up"]}.get(det.direction, max(e["g_down"], e["g_up"]))
         out.append(reason(
             f"{f}_shift",
             {"ratio": _r4(math.exp(e["x"])), "log_ratio": _r4(e["x"]), "z": _r4(e["z"]), "cusum": _r4(g)},
@@ -348,10 +348,11 @@ def _model_reasons(spec: ModelSpec, det: Detector, x: Any, days_above: int) -> l
         if p is not None:
             rel = math.exp(p["x"] - p["ref"])
             g = p["g_down"] if det.direction != "up" else p["g_up"]
+            since = p["days_since_step"]
             out.append(reason(
                 "level_slide",
                 {"level_vs_reference": _r4(rel), "z": _r4(p["z"]), "cusum": _r4(g),
-                 "days_since_step": p["days_since_step"]},
+                 "days_since_step": since if since < 10**5 else None},
                 {"reference_level_kwh": _r4(math.exp(p["ref"])), "noise": _r4(p["noise"]),
                  "decision_interval": p["h"], "k": det.k},
                 1.0,

@@ -10,8 +10,11 @@
 2. the engine (:mod:`detectors.engine`) over each firm's records in day order -- each firm alone,
    as in the stream (the result cannot depend on other firms);
 3. governance (:mod:`detectors.drift`), day by day over all firms (sorted): PSI/CSI per industry
-   segment (events are reported; retrain events are *marked*, per-firm models are not reset) and
-   the circuit breaker per model, whose downgrades apply to the detections from the day it opens;
+   segment on the *performing book* (firm-days past the vitality warm-up of firms without a
+   warning in the last 30 days; events are reported, retrain events are *marked*, per-firm
+   models are not reset) and the circuit breaker per model, whose downgrades apply to the
+   detections from the day it opens. Governance never changes a firm's engine state, so running
+   the engine per firm first and governance afterwards equals interleaving them day by day;
 4. scores (:func:`score_firms`) against the labels, overall, per rule and per model.
 
 Definitions (all days are local calendar days; a *warning* is a detection at level warning or
@@ -33,7 +36,12 @@ critical after governance):
   during the event (``[onset, recovery + 7 days]``).
 
 The same metrics are computed per source (each rule id, each model name) using only that
-source's warnings.
+source's warnings. The report also counts every detection's new episodes (soft alerts included)
+by scenario group, the calibration of each model's score on healthy and distressed firm-days,
+and the engine state size per firm.
+
+Note that the combined median delay depends on the mix: shutdowns are warned the day after
+onset, slow slides after about 11 days, so it is reported per scenario too.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import re
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping

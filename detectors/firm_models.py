@@ -181,8 +181,9 @@ class FirmProfile(StatefulDetector):
     ``max(0, -z_f)`` if ``signs[f] == -1`` (only drops matter), ``max(0, z_f)`` if ``+1``,
     ``|z_f|`` if 0 (default). Each pair ``(a, b)`` of ``pairs`` adds a decoupling deviation
     ``(z_b - z_a) / sqrt 2`` when ``z_a <= -pair_min`` and ``z_b >= pair_min`` (``b`` up while
-    ``a`` down, each by at least ``pair_min`` robust sd: payments up while power collapses). ``T = d(1) + second_weight * d(2)`` (the two largest deviations)
-    and ``T_half = z_half``. A feature is scored after ``warmup`` learned values.
+    ``a`` down, each by at least ``pair_min`` robust sd: payments up while power collapses).
+    ``T = d(1) + second_weight * d(2)`` (the two largest deviations) and ``T_half = z_half``.
+    A feature is scored after ``warmup`` learned values.
 
     ``min_scale`` (a number or ``{feature: number}``) is the materiality floor of the scale:
     with log-ratio features, 0.35 means "a 30% move is one unit however regular the firm is".
@@ -380,8 +381,8 @@ class LevelSlide(StatefulDetector):
 
     def __init__(self, k: float = 1.0, h: float = 8.0, half_life: float = 60.0, min_scale: float = 0.04,
                  jump: float = 0.25, jump_sd: float = 4.0, suppress: int = 21, warmup: int = 14,
-                 z_cap: float = 4.0, jump_z_cap: float = 1.5, direction: str = "both", *, seed: int | None = None, protected: bool = False,
-                 protect_threshold: float = 0.9):
+                 z_cap: float = 4.0, jump_z_cap: float = 1.5, direction: str = "both", *,
+                 seed: int | None = None, protected: bool = False, protect_threshold: float = 0.9):
         super().__init__(seed=seed, protected=protected, protect_threshold=protect_threshold)
         self.k = k
         self.h = h

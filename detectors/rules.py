@@ -36,17 +36,22 @@ Day handling common to the rules
 
 Reference rules (the domain brief's figures are the defaults unless stated)
 ============================================================================
-``power_logistics_stall`` (manufacturing): electricity below 60% of expectation for 3
+``power_logistics_stall`` (manufacturing): electricity below ``elec_below`` of expectation for 3
 consecutive observed days *and* no new logistics orders over those days -> warning,
 FREEZE_ADJUSTMENTS. Expectation = the vitality ``elec`` baseline: the firm's decayed (30-day
-half-life) weekday-aware mean kWh for that weekday. ``min_expected_orders``: "no new orders" is
-only evidence when the streak was expected to hold at least that many orders (default 0: the
-brief's rule as stated).
+half-life) weekday-aware mean kWh for that weekday. **Default 30%, not the brief's 60%**: on the
+simulated population a seasonal dip (off-season, maintenance: activity at 40-60% for 1-3 weeks,
+electricity ratio >= 0.36) with a micro firm's sparse orders meets the 60% rule on 19% of
+seasonal-dip firms, for no gain in recall; a shutdown's standby power sits at 3-19% of
+expectation. ``PowerLogisticsStall(elec_below=0.6)`` is the brief's rule as stated.
+``min_expected_orders``: "no new orders" is only evidence when the streak was expected to hold
+at least that many orders (default 0).
 
 ``tax_decline`` (all industries): VAT on issued invoices per observed day, in calendar-month
 buckets, below 70% of the firm's reference for 6 consecutive months -> warning, RM_FOLLOW_UP.
-The reference is the median of the firm's last 6 buckets that were not down; the first ``warmup_buckets`` buckets only build it; ratios are shrunk by
-``prior_invoices`` invoices (see :class:`TaxDecline`).
+The reference is the median of the firm's last 6 buckets that were not down; the first
+``warmup_buckets`` buckets only build it; ratios are shrunk by ``prior_invoices`` invoices (see
+:class:`TaxDecline`).
 
 ``tax_decline_weekly``: the faster variant, ISO-week buckets, 4 consecutive weeks below 70% ->
 watch, RM_FOLLOW_UP.

@@ -169,10 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--firms-file", help="firm register, JSON lines with firm_id and industry")
     p.set_defaults(func=_cmd_worker)
 
-    p = sub.add_parser("backtest", help="run the vitality core over an event file, without Kafka")
+    p = sub.add_parser(
+        "backtest",
+        help="run the stream core over an event file without Kafka; on a simulation directory, "
+        "also score the detections against its truth.jsonl",
+    )
     p.add_argument("path", help="a simulation directory or an event file")
     p.add_argument("--firms", help="firm register (default: the simulation's truth.jsonl)")
     p.add_argument("--out", help="vitality output (default: vitality.jsonl beside the input)")
+    p.add_argument("--json", action="store_true", help="print the detection report as JSON")
     p.set_defaults(func=_cmd_backtest)
 
     p = sub.add_parser("nab", help="score an anomaly detector on the NAB corpus (Numenta Anomaly Benchmark)")

@@ -13,8 +13,11 @@ The adapters call narrow recording functions with numbers they already have:
   dead letters of one poll) and :func:`update_aiokafka_lag`;
 * worker: :meth:`RiskmonMetrics.worker_step` after each internal record, :meth:`checkpoint_timer`
   around a checkpoint, :meth:`partitions_revoked`, and :func:`update_faust_lag` on a timer;
-* detection and actions (to come): :meth:`alert`, :meth:`set_active_freezes`, :meth:`freeze`,
-  :meth:`risk_share_adjusted`, :meth:`set_psi`, :meth:`set_circuit_breaker`.
+* detection: :meth:`worker_step` also counts the detection engine's output (new episodes as
+  alerts by rule and level, credit-line freezes from FREEZE_ADJUSTMENTS detections);
+* governance and actions: :meth:`record_drift` / :meth:`record_governance` (PSI, breakers from
+  ``detectors.drift``), :meth:`alert`, :meth:`risk_share_adjusted`, :meth:`set_psi`,
+  :meth:`set_circuit_breaker`, :meth:`declare` (series that exist before their first value).
 
 The HTTP endpoint is prometheus_client's own server (:func:`start_metrics_server`), bound to
 127.0.0.1 unless told otherwise; Faust's web server stays off. Faust's own Prometheus sensor
@@ -60,6 +63,8 @@ DEFAULT_METRICS_PORT = 9464
 DEFAULT_METRICS_HOST = "127.0.0.1"
 
 STREAMS: tuple[str, ...] = ("electricity", "invoice", "logistics", "payment")
+#: The detection action that freezes a credit line (no increase, no new drawdown).
+FREEZE_ACTION = "FREEZE_ADJUSTMENTS"
 BANDS: tuple[str, ...] = ("healthy", "watch", "distress", "warming_up")
 LEVELS: tuple[str, ...] = ("info", "watch", "warning", "critical")
 
@@ -110,6 +115,10 @@ class BandTracker:
 
     def __len__(self) -> int:
         return len(self._firms)
+
+    def band_of(self, firm_id: str) -> str | None:
+        entry = self._firms.get(firm_id)
+        return entry[0] if entry else None
 
     def _add(self, key: tuple[str, str], delta: int) -> None:
         self.counts[key] = self.counts.get(key, 0) + delta
@@ -280,6 +289,8 @@ class RiskmonMetrics:
         self.freezes_total = Counter(
             "riskmon_freezes", "Credit-line freezes started", registry=r,
         )
+        # Which firms are frozen: those whose latest closed day carries a freeze detection.
+        self.freeze_state = BandTracker(self._on_freeze_change)
         self.risk_share_adjustments_total = Counter(
             "riskmon_risk_share_adjustments", "Dynamic risk-share adjustments "
             "(fiscal share raised or restored)", ["direction"], registry=r,
@@ -420,18 +431,45 @@ class RiskmonMetrics:
         for stream, n in per_stream.items():
             self.late(stream, n)
 
+    def record_detections(
+        self, detections: Iterable[tuple[str, bytes] | Mapping[str, Any]], now: float | None = None
+    ) -> dict[tuple[str, str], bool]:
+        """Count the detection engine's output (``Emitted.detections``: (firm_id, JSON) or
+        decoded detections): each *new* episode is an alert (``riskmon_alerts_total{rule,level}``
+        with ``rule`` = the detection's name, latency from the end of its firm-day).
+
+        Returns the firm-days that carry a freeze (``action`` FREEZE_ADJUSTMENTS), each with
+        whether one of its freeze detections starts an episode; pass it to
+        :meth:`record_vitality` as ``freezes``."""
+        now = self.clock() if now is None else now
+        freezes: dict[tuple[str, str], bool] = {}
+        for item in detections:
+            det = orjson.loads(item[1]) if isinstance(item, tuple) else item
+            new = bool(det.get("new"))
+            if new:
+                self.alert(str(det.get("name") or "detection"), str(det.get("level") or "info"), det.get("day"), now)
+            if det.get("action") == FREEZE_ACTION:
+                key = (det["firm_id"], det["day"])
+                freezes[key] = freezes.get(key, False) or new
+        return freezes
+
     def record_vitality(
         self,
         updates: Iterable[tuple[str, bytes] | Mapping[str, Any]],
         partition: int | None = None,
         record_timestamp: float | None = None,
         now: float | None = None,
+        freezes: Mapping[tuple[str, str], bool] | None = None,
     ) -> None:
         """Count closed firm-days, update band counts and observe latencies.
 
         ``updates`` are the worker's ``Emitted.vitality`` pairs (firm_id, JSON) or decoded
         vitality records; ``record_timestamp`` is the Kafka timestamp (epoch seconds) of the
-        internal record whose watermark closed them.
+        internal record whose watermark closed them. With ``freezes`` (from
+        :meth:`record_detections`; None when no detection runs) a firm is frozen while its latest
+        closed day carries a freeze: ``riskmon_active_freezes`` counts such firms and
+        ``riskmon_freezes_total`` the firms that became frozen with a new episode (a freeze
+        continuing on a partition this worker just took over is not a new one).
         """
         now = self.clock() if now is None else now
         n = 0
@@ -439,8 +477,15 @@ class RiskmonMetrics:
         for item in updates:
             rec = orjson.loads(item[1]) if isinstance(item, tuple) else item
             n += 1
-            self.bands.update(rec["firm_id"], rec.get("industry") or "default", rec["band"], partition)
+            firm_id = rec["firm_id"]
+            self.bands.update(firm_id, rec.get("industry") or "default", rec["band"], partition)
             day = rec.get("day")
+            if freezes is not None:
+                starts = freezes.get((firm_id, day))
+                was_frozen = self.freeze_state.band_of(firm_id) == "frozen"
+                self.freeze_state.update(firm_id, "all", "free" if starts is None else "frozen", partition)
+                if starts and not was_frozen:
+                    self.freezes_total.inc()
             if day:
                 end = day_end_epoch(day, self.tz)
                 self.event_to_vitality.observe(max(0.0, now - end))
@@ -473,8 +518,11 @@ class RiskmonMetrics:
         self.pipeline_progress(pipeline)
         if out.late:
             self.record_late(out.late)
+        freezes = None
+        if getattr(pipeline, "detector", None) is not None:
+            freezes = self.record_detections(getattr(out, "detections", None) or ())
         if out.vitality:
-            self.record_vitality(out.vitality, partition, record_timestamp)
+            self.record_vitality(out.vitality, partition, record_timestamp, freezes=freezes)
 
     def partitions_assigned(self, n: int) -> None:
         self.partitions_owned.set(n)
@@ -483,6 +531,7 @@ class RiskmonMetrics:
         """Forget the firms (band counts) and offsets of partitions this worker gave up."""
         for p in partitions:
             self.bands.drop_partition(p)
+            self.freeze_state.drop_partition(p)
             self._processed.pop((topic, p), None)
 
     @contextmanager
@@ -500,6 +549,10 @@ class RiskmonMetrics:
     def _on_band_change(self, key: tuple[str, str], delta: int) -> None:
         self.firms.labels(*key).inc(delta)
 
+    def _on_freeze_change(self, key: tuple[str, str], delta: int) -> None:
+        if key[0] == "frozen":
+            self.active_freezes.inc(delta)
+
     # -- detection and actions ------------------------------------------------------------------
     def alert(self, rule: str, level: str, day: str | None = None, now: float | None = None) -> None:
         """Count a published alert; ``day`` (the firm-day that triggered it) gives the latency."""
@@ -512,6 +565,7 @@ class RiskmonMetrics:
         self.freezes_total.inc(n)
 
     def set_active_freezes(self, n: int) -> None:
+        """For an actions service that owns freezes; the worker counts them from detections."""
         self.active_freezes.set(n)
 
     def risk_share_adjusted(self, direction: str = "up", n: int = 1) -> None:
@@ -522,6 +576,28 @@ class RiskmonMetrics:
 
     def set_circuit_breaker(self, model: str, is_open: bool) -> None:
         self.circuit_breaker_open.labels(model).set(1 if is_open else 0)
+
+    def record_drift(self, daily: Mapping[tuple[str, str, str, str], tuple[float, int]], day: str | None = None) -> None:
+        """PSI of each model's score per segment from ``detectors.drift.DriftMonitor.daily``
+        (``(day, segment, kind, name) -> (value, n)``), for ``day`` (default: the latest)."""
+        if not daily:
+            return
+        day = day or max(k[0] for k in daily)
+        for (d, segment, kind, name), (value, _n) in daily.items():
+            if d == day and kind == "psi":
+                self.set_psi(name, segment, value)
+
+    def record_governance(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Events of ``detectors.drift``: a breaker opening or reset sets
+        ``riskmon_circuit_breaker_open{model}``; a drift event of a model's score sets its PSI."""
+        for ev in events:
+            kind = ev.get("event")
+            if kind == "breaker_open":
+                self.set_circuit_breaker(str(ev["model"]), True)
+            elif kind == "breaker_reset":
+                self.set_circuit_breaker(str(ev["model"]), False)
+            elif ev.get("kind") == "psi" and "segment" in ev and "value" in ev:
+                self.set_psi(str(ev["name"]), str(ev["segment"]), float(ev["value"]))
 
     def set_lag(self, stage: str, lags: Mapping[str, int]) -> None:
         for topic, lag in lags.items():

@@ -103,9 +103,12 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
     detections_topic = app.topic(
         DETECTIONS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions
     )
-    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    firm_table = app.Table("firmstate", partitions=partitions, schema=raw)
-    meta_table = app.Table("partmeta", partitions=partitions, schema=raw)
+    # JSON keys and values: Faust's changelog recovery decodes them as JSON whatever the schema.
+    # Writes go to the partition of the record being processed (no key hashing), which is the
+    # firm's partition, so each partition's state lives in the same changelog partition.
+    as_json = faust.Schema(key_serializer="json", value_serializer="json")
+    firm_table = app.Table("firmstate", partitions=partitions, schema=as_json)
+    meta_table = app.Table("partmeta", partitions=partitions, schema=as_json)
     detector = default_detector() if settings.detection_enabled else None
     runtimes: dict[int, PartitionRuntime] = {}
     app.riskmon_runtimes = runtimes  # type: ignore[attr-defined]
@@ -118,13 +121,12 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
             tz=settings.timezone,
             detector=detector,
         )
-        meta_raw = meta_table.get(str(p).encode())
-        meta = orjson.loads(meta_raw) if meta_raw is not None else None
-        firms = []
-        for key, value in firm_table.items():
-            firm_id = key.decode() if isinstance(key, bytes) else key
-            if partition_for(firm_id, partitions) == p:
-                firms.append(FirmState.from_json(firm_id, orjson.loads(value)))
+        meta = meta_table.get(str(p))
+        firms = [
+            FirmState.from_json(firm_id, value)
+            for firm_id, value in firm_table.items()
+            if partition_for(firm_id, partitions) == p
+        ]
         pipeline.core.restore(meta, firms)
         rt = PartitionRuntime(pipeline, checkpoint_offset=meta["k"] if meta else -1)
         # The epoch time lets `riskmon bench stream` tell start-up from processing.
@@ -139,9 +141,9 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
         for firm_id in sorted(core.dirty):
             firm = core.firms[firm_id]
             firm.checkpoint_offset = offset
-            firm_table[firm_id.encode()] = orjson.dumps(firm.to_json())
+            firm_table[firm_id] = firm.to_json()
         core.dirty.clear()
-        meta_table[str(p).encode()] = orjson.dumps({**core.meta_json(), "k": offset})
+        meta_table[str(p)] = {**core.meta_json(), "k": offset}
         rt.checkpoint_offset = offset
         for ev in rt.pending:
             ev.ack()
@@ -184,10 +186,16 @@ def quiet_logging(level: int = logging.WARNING) -> None:
     logging.getLogger().setLevel(level)
     for name in ("faust", "mode", "aiokafka", "kafka"):
         logging.getLogger(name).setLevel(level)
+    own_log_handler()
+
+
+def own_log_handler() -> None:
+    """riskmon's INFO lines go straight to the process's stderr: the Faust worker reconfigures
+    logging when it starts and filters below WARNING."""
     ours = logging.getLogger("riskmon")
     ours.setLevel(logging.INFO)
-    if not ours.handlers:  # the worker's own handlers filter below WARNING
-        handler = logging.StreamHandler(sys.stderr)
+    if not ours.handlers:
+        handler = logging.StreamHandler(sys.__stderr__)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         ours.addHandler(handler)
         ours.propagate = False
@@ -209,6 +217,7 @@ def main(args: Any) -> int:
     if not settings.bootstrap_servers:
         raise SystemExit("riskmon worker: pass --bootstrap or set RISKMON_BOOTSTRAP_SERVERS")
     asyncio.run(ensure_pipeline_topics(settings))
+    own_log_handler()
     app = create_app(settings)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
 

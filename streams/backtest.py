@@ -33,6 +33,7 @@ class BacktestResult:
     invalid: int = 0
     seconds: float = 0.0
     late: list[bytes] = field(default_factory=list)
+    detections: list[dict] = field(default_factory=list)
 
     @property
     def events_per_s(self) -> float:
@@ -62,6 +63,7 @@ def run_backtest(
     registry: FirmRegistry | None = None,
     watermark_interval_s: float = WATERMARK_INTERVAL_S,
     score_fn: Any = None,
+    detector: Any = None,
 ) -> BacktestResult:
     from producers.eventfile import iter_lines
 
@@ -72,6 +74,7 @@ def run_backtest(
         lateness_s=settings.lateness_s(),
         tz=settings.timezone,
         score_fn=score_fn,
+        detector=detector,
     )
     schedule = WatermarkSchedule(watermark_interval_s)
     out = Emitted()
@@ -116,6 +119,7 @@ def run_backtest(
         invalid=invalid,
         seconds=elapsed,
         late=[v for _, v in out.late],
+        detections=[orjson.loads(v) for _, v in out.detections],
     )
 
 
@@ -137,7 +141,13 @@ def main(args: Any) -> int:
     settings = Settings()
     registry_file = args.firms or registry_path or settings.firms_file
     registry = FirmRegistry.from_file(registry_file)
-    result = run_backtest(files, settings, registry)
+    from streams.pipeline import default_detector
+
+    # A simulation directory with ground truth is scored by detectors.evaluate, which runs the
+    # same detection engine over the vitality written here (so the engine runs once).
+    evaluate_truth = path.is_dir() and (path / "truth.jsonl").exists() and settings.detection_enabled
+    detector = default_detector() if settings.detection_enabled and not evaluate_truth else None
+    result = run_backtest(files, settings, registry, detector=detector)
     out_path = Path(args.out) if args.out else (path if path.is_dir() else path.parent) / "vitality.jsonl"
     write_vitality(result, out_path)
     c = result.counts
@@ -149,6 +159,20 @@ def main(args: Any) -> int:
     print(f"duplicates       {c.duplicates:>12,}")
     print(f"late             {c.late:>12,}")
     print(f"firm-days closed {c.days_closed:>12,}  bands: " + ", ".join(f"{k} {v:,}" for k, v in sorted(bands.items())))
+    if detector is not None:
+        levels: dict[str, int] = {}
+        for det in result.detections:
+            levels[det.get("level", "?")] = levels.get(det.get("level", "?"), 0) + 1
+        print(f"detections       {len(result.detections):>12,}  " + ", ".join(f"{k} {v:,}" for k, v in sorted(levels.items())))
     print(f"seconds          {result.seconds:>12.2f}  ({result.events_per_s:,.0f} events/s)")
     print(f"vitality written to {out_path}")
+    if evaluate_truth:
+        from detectors.evaluate import evaluate, format_report
+
+        print()
+        report = evaluate(path)  # reuses the vitality.jsonl just written when it is there
+        if getattr(args, "json", False):
+            print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+        else:
+            print(format_report(report))
     return 0

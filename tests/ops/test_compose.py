@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OPS, PROM_CONFIG, REPO, load_yaml  # tests/ops/conftest.py
+from ops_harness import OPS, PROM_CONFIG, REPO, load_yaml  # tests/ops/ops_harness.py
 from riskmon.metrics import DEFAULT_METRICS_PORT
 from riskmon.settings import Settings
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import math
 import subprocess
 import threading
 import urllib.request
@@ -21,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (  # tests/ops/conftest.py
+from ops_harness import (  # tests/ops/ops_harness.py
     DASHBOARD,
     OPS,
     PROM_CONFIG,
     PROM_DIR,
     SyntheticPipeline,
     Targets,
+    check_live_prometheus,
     dashboard_queries,
     derive_config,
     load_yaml,
@@ -199,51 +199,7 @@ def test_live_prometheus_scrapes_evaluates_and_answers_the_dashboard(
     start_prometheus, riskmon_targets: Targets
 ) -> None:
     prom = start_prometheus(riskmon_targets.jobs, interval="1s")
-
-    # Every target is scraped successfully.
-    def targets_up():
-        active = prom.api("targets")["activeTargets"]
-        expected = sum(len(v) for v in riskmon_targets.jobs.values())
-        up = [t for t in active if t["health"] == "up"]
-        return len(active) == expected and len(up) == expected and active
-
-    prom.wait_for("every target up", targets_up, timeout=20)
-
-    # The repo's rules are loaded and evaluate without error.
-    expected_rules = rule_names()
-
-    def rules_evaluated():
-        groups = prom.api("rules")["groups"]
-        rules = {r["name"]: r for g in groups for r in g["rules"]}
-        ok = set(rules) >= expected_rules and all(
-            r["health"] == "ok" and not r.get("lastError") for r in rules.values()
-        ) and all(g.get("lastEvaluation", "").startswith("20") for g in groups)
-        return rules if ok else None
-
-    rules = prom.wait_for("rules loaded and evaluated", rules_evaluated, timeout=20)
-    assert set(rules) >= expected_rules
-
-    # Every dashboard query returns data (rates need two scrapes of moving counters).
-    queries = dashboard_queries()
-    assert len(queries) >= 20
-    pending = {expr: where for where, expr in queries}
-    results: dict[str, list] = {}
-
-    def all_answered():
-        for expr in list(pending):
-            result = prom.query(expr)
-            if result and any(not math.isnan(float(s["value"][1])) for s in result):
-                results[expr] = result
-                del pending[expr]
-        return not pending
-
-    try:
-        prom.wait_for("every dashboard query to return data", all_answered, timeout=25)
-    except AssertionError:
-        missing = {e: w for e, w in pending.items()
-                   if not any(a in e for a in riskmon_targets.allow_empty)}
-        assert not missing, "dashboard queries without data:\n" + "\n".join(
-            f"  {w}: {e}" for e, w in missing.items())
+    check_live_prometheus(prom, riskmon_targets)
 
     if riskmon_targets.synthetic is not None:
         # The synthetic feed's values come through as set: 40 firms per scrape in bands by
