@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         description="Faust's data directory; unset: a fresh temporary one (state lives in "
         "changelog topics, so nothing there needs to survive a restart).",
     )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the Prometheus metrics endpoint binds."
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Port of the Prometheus metrics endpoint; 0 picks a free one."
+    )
     web_enabled: bool = Field(default=False, description="Faust's web server (off by default).")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)

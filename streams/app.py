@@ -92,6 +92,9 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
         consumer_max_fetch_size=8 * 1024 * 1024,
         producer_linger_ms=5,
         stream_recovery_delay=0.0,
+        # Records are acknowledged only at checkpoints; a rebalance must not wait for them (it
+        # would wait forever). Unacknowledged records are reprocessed by the next owner.
+        stream_wait_empty=False,
     )
     internal = app.topic(
         INTERNAL_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions

@@ -110,6 +110,8 @@ def test_two_workers_with_a_rebalance_and_paced_single_event_replay(
         got, _ = _collect(settings, expected)
         group.check_alive()
     assert got == expected, _diff(got, expected)
+    # The rebalance really moved partitions: the second worker took some over mid-stream.
+    assert "restored" in (tmp_path / "worker-b.log").read_text()
 
 
 def test_sigkilled_worker_recovers_from_changelog_and_ends_in_the_same_state(
