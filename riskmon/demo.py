@@ -66,48 +66,54 @@ def main(args: Any) -> int:
         print("      " + replay.format().replace("\n", "\n      "))
 
         print("[4/4] waiting for the stream worker to close every firm-day")
-        vitality = asyncio.run(_follow_vitality(settings, group, replay.seconds))
+        vitality, detections = asyncio.run(_follow_vitality(settings, group, replay.seconds))
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    _summary(vitality, registry, sim, replay, out)
+    _summary(vitality, detections, registry, sim, replay, out)
     return 0
 
 
-async def _follow_vitality(settings: Settings, group: Any, replay_seconds: float) -> dict:
-    """Read riskmon.vitality until it stays idle, showing progress."""
+async def _follow_vitality(settings: Settings, group: Any, replay_seconds: float) -> tuple[dict, dict]:
+    """Read riskmon.vitality and riskmon.detections until both stay idle, showing progress."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from riskmon.wire import VITALITY_TOPIC
+    from riskmon.wire import DETECTIONS_TOPIC, VITALITY_TOPIC
 
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     latest: dict[tuple[str, str], dict] = {}
+    detections: dict[tuple[str, str, str], dict] = {}  # deduplicated by (firm, day, name)
     started = time.monotonic()
     try:
-        consumer.assign([TopicPartition(VITALITY_TOPIC, p) for p in range(settings.partitions)])
+        consumer.assign(
+            [TopicPartition(t, p) for t in (VITALITY_TOPIC, DETECTIONS_TOPIC) for p in range(settings.partitions)]
+        )
         last_data = time.monotonic()
         while time.monotonic() - last_data < 20:
             batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
+            for tp, messages in batch.items():
                 for m in messages:
                     rec = orjson.loads(m.value)
-                    latest[(rec["firm_id"], rec["day"])] = rec
+                    if tp.topic == VITALITY_TOPIC:
+                        latest[(rec["firm_id"], rec["day"])] = rec
+                    else:
+                        detections[(rec["firm_id"], rec["day"], rec["name"])] = rec
                 last_data = time.monotonic()
             bands = Counter(r["band"] for r in latest.values())
             _status(
                 f"      firm-days closed {len(latest):,}  "
                 + "  ".join(f"{b} {n:,}" for b, n in sorted(bands.items()))
-                + f"  ({time.monotonic() - started:.0f} s)"
+                + f"  detections {len(detections):,}  ({time.monotonic() - started:.0f} s)"
             )
             group.check_alive()
     finally:
         await consumer.stop()
-    return latest
+    return latest, detections
 
 
-def _summary(vitality: dict, registry: Any, sim: Any, replay: Any, out: Path) -> None:
+def _summary(vitality: dict, detections: dict, registry: Any, sim: Any, replay: Any, out: Path) -> None:
     firms = {firm for firm, _ in vitality}
     days = sorted({day for _, day in vitality})
     last_day = days[-1] if days else None
@@ -120,8 +126,26 @@ def _summary(vitality: dict, registry: Any, sim: Any, replay: Any, out: Path) ->
     print(f"  firm-days closed     {len(vitality):,} ({days[0] if days else '-'} .. {last_day or '-'})")
     print(f"  bands on {last_day}: " + ", ".join(f"{b} {n}" for b, n in sorted(final_bands.items())))
     print(f"  firms ever in distress: {len(ever_distress)}")
+    new = [d for d in detections.values() if d.get("new", True)]
+    by_level = Counter(d["level"] for d in new)
+    print("  detections (new episodes) by level: " + (", ".join(f"{lvl} {n}" for lvl, n in sorted(by_level.items())) or "none"))
+    freezes = {d["firm_id"] for d in new if d.get("action") == "FREEZE_ADJUSTMENTS"}
+    print(f"  firms with a freeze-worthy detection: {len(freezes)}")
+    truth = {}
+    truth_path = out / "sim" / "truth.jsonl"
+    if truth_path.exists():
+        for line in truth_path.read_bytes().splitlines():
+            row = orjson.loads(line)
+            truth[row["firm_id"]] = row["scenario"]
+        warned = Counter(truth.get(d["firm_id"], "?") for d in {d["firm_id"]: d for d in new if d["level"] in ("warning", "critical")}.values())
+        print("  firms warned by scenario: " + ", ".join(f"{k} {v}" for k, v in sorted(warned.items())))
     path = out / "vitality.jsonl"
     with path.open("wb") as fh:
         for key in sorted(vitality):
             fh.write(orjson.dumps(vitality[key]) + b"\n")
     print(f"  vitality updates written to {path}")
+    det_path = out / "detections.jsonl"
+    with det_path.open("wb") as fh:
+        for key in sorted(detections):
+            fh.write(orjson.dumps(detections[key]) + b"\n")
+    print(f"  detections written to {det_path}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import math
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -63,13 +64,18 @@ def load_vitality(path: Path) -> dict[str, FirmSeries]:
     appears several times (re-emitted after a restart) keeps its last update."""
     latest: dict[tuple[str, str], tuple[str, float, str]] = {}
     with Path(path).open("rb") as fh:
-        for line in fh:
+        for lineno, line in enumerate(fh, 1):
             line = line.strip()
             if not line:
                 continue
-            rec = orjson.loads(line)
+            try:
+                rec = orjson.loads(line)
+                key = (str(rec["firm_id"]), str(rec["day"]))
+                date.fromisoformat(key[1])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path}:{lineno}: not a vitality update with firm_id and day ({exc!r})") from None
             score = rec.get("score")
-            latest[(rec["firm_id"], rec["day"])] = (
+            latest[key] = (
                 rec.get("industry") or "default",
                 float("nan") if score is None else float(score),
                 rec.get("band") or "warming_up",
@@ -381,8 +387,12 @@ def main(args: Any) -> int:
     """``riskmon report VITALITY [--alerts FILE] [--firm ID ...] [--out DIR]``."""
     vitality = Path(args.vitality)
     out = Path(args.out) if args.out else vitality.parent / "report"
-    alerts = read_alerts(Path(args.alerts)) if args.alerts else None
-    result = write_report(vitality, out, alerts=alerts, firms=args.firm or None)
+    try:
+        alerts = read_alerts(Path(args.alerts)) if args.alerts else None
+        result = write_report(vitality, out, alerts=alerts, firms=args.firm or None)
+    except (OSError, ValueError) as exc:
+        print(f"riskmon report: {exc}", file=sys.stderr)
+        return 2
     print(f"report: {result['html']}")
     for p in result["plots"]:
         print(f"  {p}")

@@ -112,7 +112,8 @@ async def read_topic(
     idle_exit: float | None = None,
 ) -> list[Any]:
     """Read a topic from the beginning (no consumer group) until ``until(records)`` holds, the
-    topic stays idle for ``idle_exit`` seconds, or ``timeout`` passes. Returns aiokafka records."""
+    topic stays idle for ``idle_exit`` seconds after its first record, or ``timeout`` passes.
+    Returns aiokafka records."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
@@ -132,7 +133,7 @@ async def read_topic(
             partitions = consumer.partitions_for_topic(topic)
             await asyncio.sleep(0.2)
         consumer.assign([TopicPartition(topic, p) for p in sorted(partitions or [])])
-        last_data = time.monotonic()
+        last_data: float | None = None
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for messages in batch.values():
@@ -141,7 +142,7 @@ async def read_topic(
                 last_data = time.monotonic()
             if until(records):
                 break
-            if idle_exit is not None and time.monotonic() - last_data > idle_exit:
+            if idle_exit is not None and last_data is not None and time.monotonic() - last_data > idle_exit:
                 break
     finally:
         await consumer.stop()

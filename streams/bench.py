@@ -207,7 +207,7 @@ def _bench_path(events_file: Path, firms_file: Path, batch_size: int, base: Sett
             result.ingest_eps = summary.events / (done - first)
         print(f"  {label}: ingest stage {result.ingest_eps:,.0f} events/s (from its first poll)", flush=True)
         worker = group.add(worker_service(settings, workdir / f"logs-{batch_size}"))
-        vit = asyncio.run(_vitality_times(settings, idle_s=15, timeout=timeout))
+        vit = asyncio.run(_vitality_times(settings, idle_s=30, timeout=timeout))
         first = _first_record_time(worker.log_path)
         if vit and first is not None:
             secs = max(r.timestamp for r in vit) / 1000.0 - first
@@ -224,7 +224,7 @@ def _bench_path(events_file: Path, firms_file: Path, batch_size: int, base: Sett
         time.sleep(8)  # let both join their groups before the first record
         t0 = time.time() * 1000
         asyncio.run(replay_files([events_file], settings, batch_size=batch_size))
-        vit = asyncio.run(_vitality_times(settings, idle_s=15, timeout=timeout))
+        vit = asyncio.run(_vitality_times(settings, idle_s=30, timeout=timeout))
         wm_times = asyncio.run(_watermark_append_times(settings))
         if vit:
             result.live_eps = result.events / ((max(r.timestamp for r in vit) - t0) / 1000.0)

@@ -35,7 +35,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -44,7 +44,6 @@ OPS = REPO / "ops"
 PROM_DIR = OPS / "prometheus"
 PROM_CONFIG = PROM_DIR / "prometheus.yml"
 DASHBOARD = OPS / "grafana" / "dashboards" / "riskmon.json"
-RISKMON_JOBS = ("riskmon-worker", "riskmon-ingest")
 
 #: Grafana's built-in variables, replaced so that an expression can be sent to Prometheus as is.
 GRAFANA_VARIABLES = {

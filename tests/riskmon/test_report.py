@@ -133,3 +133,10 @@ def test_continuing_alerts_are_not_counted(vitality_file: Path, tmp_path: Path) 
                            "level": "warning", "new": False}]
     result = write_report(vitality_file, tmp_path / "r", alerts=alerts)
     assert result["summary"]["alerts"] == 4
+
+
+def test_a_file_that_is_not_vitality_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "truth.jsonl"
+    bad.write_text('{"firm_id": "F1", "industry": "manufacturing"}\n')
+    with pytest.raises(ValueError, match=r"truth.jsonl:1: not a vitality update"):
+        write_report(bad, tmp_path / "r")
