@@ -88,6 +88,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return worker_main(args)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from riskmon.report import main as report_main
+
+    return report_main(args)
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from streams.backtest import main as backtest_main
 
@@ -110,6 +116,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         return bench_stream_main(args)
     raise SystemExit(f"unknown benchmark {args.what!r}")
+
+
+def _metrics_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics-port", type=int, help="port of /metrics (RISKMON_METRICS_PORT, default 9464; 0 = a free port)")
+    p.add_argument("--metrics-host", help="address of /metrics (RISKMON_METRICS_HOST, default 127.0.0.1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,13 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="run the ingest stage: event topics -> validated envelopes")
     p.add_argument("--bootstrap", help="host:port[,host:port]; default RISKMON_BOOTSTRAP_SERVERS")
     p.add_argument("--instance-id", default="0", help="stable id: static membership, transactional id")
+    _metrics_args(p)
     p.set_defaults(func=_cmd_ingest)
 
     p = sub.add_parser("worker", help="run a Faust stream worker computing vitality")
     p.add_argument("--bootstrap", help="host:port[,host:port]; default RISKMON_BOOTSTRAP_SERVERS")
     p.add_argument("--worker-id", help="stable id for static group membership (RISKMON_WORKER_ID)")
     p.add_argument("--firms-file", help="firm register, JSON lines with firm_id and industry")
+    _metrics_args(p)
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("report", help="plots and an HTML page from a vitality file (and alerts)")
+    p.add_argument("vitality", help="vitality updates, JSON lines (the demo's or backtest's vitality.jsonl)")
+    p.add_argument("--alerts", help="alerts or detections, JSON lines (firm_id, day, name or rule, level)")
+    p.add_argument("--firm", action="append", help="plot this firm (repeatable; default: picked)")
+    p.add_argument("--out", help="output directory (default: report/ beside the vitality file)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
         "backtest",

@@ -55,9 +55,14 @@ def main(args: Any) -> int:
         settings = settings.model_copy(update={"firms_file": sim_dir / "truth.jsonl"})
         asyncio.run(ensure_pipeline_topics(settings))
         group = stack.enter_context(ServiceGroup())
-        group.add(ingest_service(settings, out / "logs"))
-        group.add(worker_service(settings, out / "logs"))
+        worker_port = settings.metrics_port
+        ingest_port = worker_port + 1 if worker_port else 0
+        group.add(ingest_service(settings, out / "logs", metrics_port=ingest_port))
+        group.add(worker_service(settings, out / "logs", metrics_port=worker_port))
         print(f"      ingest stage and stream worker started (logs in {out / 'logs'})")
+        if worker_port:
+            host = settings.metrics_host
+            print(f"      metrics: http://{host}:{worker_port}/metrics (worker), http://{host}:{ingest_port}/metrics (ingest)")
 
         print("[3/4] replaying the event file onto the event topics")
         replay = asyncio.run(
@@ -70,6 +75,10 @@ def main(args: Any) -> int:
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     _summary(vitality, detections, registry, sim, replay, out)
+    from riskmon.report import write_report
+
+    report = write_report(out / "vitality.jsonl", out / "report", alerts=list(detections.values()))
+    print(f"  report: {report.get('html', out / 'report' / 'index.html')}")
     return 0
 
 

@@ -86,20 +86,28 @@ def riskmon_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "riskmon.cli", *args]
 
 
-def ingest_service(settings: Settings, log_dir: Path, instance_id: str = "0") -> Service:
+def ingest_service(
+    settings: Settings, log_dir: Path, instance_id: str = "0", metrics_port: int | None = None
+) -> Service:
+    """``metrics_port``: where this process serves its metrics (default: the settings'; 0 picks
+    a free port, so several processes on one host do not collide)."""
+    port = settings.metrics_port if metrics_port is None else metrics_port
     return Service(
         f"ingest-{instance_id}",
         riskmon_argv("ingest", "--instance-id", instance_id),
-        service_env(settings),
+        service_env(settings, RISKMON_METRICS_PORT=str(port)),
         log_dir / f"ingest-{instance_id}.log",
     )
 
 
-def worker_service(settings: Settings, log_dir: Path, worker_id: str = "0", **env: str) -> Service:
+def worker_service(
+    settings: Settings, log_dir: Path, worker_id: str = "0", metrics_port: int | None = None, **env: str
+) -> Service:
+    port = settings.metrics_port if metrics_port is None else metrics_port
     return Service(
         f"worker-{worker_id}",
         riskmon_argv("worker"),
-        service_env(settings, RISKMON_WORKER_ID=worker_id, **env),
+        service_env(settings, RISKMON_WORKER_ID=worker_id, RISKMON_METRICS_PORT=str(port), **env),
         log_dir / f"worker-{worker_id}.log",
     )
 

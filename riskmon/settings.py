@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         description="Faust's data directory; unset: a fresh temporary one (state lives in "
         "changelog topics, so nothing there needs to survive a restart).",
     )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics from the ingest stage and the workers."
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="Address the Prometheus metrics endpoint binds."
     )

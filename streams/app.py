@@ -34,6 +34,7 @@ from typing import Any
 import faust
 import orjson
 
+from riskmon.metrics import RiskmonMetrics
 from riskmon.settings import Settings
 from riskmon.topics import INTERNAL_TOPIC
 from riskmon.wire import DETECTIONS_TOPIC, LATE_TOPIC, VITALITY_TOPIC, partition_for
@@ -49,6 +50,29 @@ class PartitionRuntime:
     pipeline: PartitionPipeline
     checkpoint_offset: int = -1
     pending: list[Any] = field(default_factory=list)  # unacked faust events
+
+
+def _read_committed_worker_consumer() -> None:
+    """Make Faust's worker consumer read only committed records.
+
+    The ingest stage writes the internal topic in Kafka transactions; Faust asks for
+    ``read_committed`` only in its own exactly-once mode, so records of an aborted ingest
+    transaction (a crash between send and commit) would otherwise be processed. aiokafka reads
+    the isolation level when the consumer starts, so setting it on the freshly created consumer is
+    enough. Idempotent."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    original = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(original, "_riskmon_read_committed", False):
+        return
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+    create._riskmon_read_committed = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
 def _credentials(settings: Settings) -> Any:
@@ -67,10 +91,13 @@ def _credentials(settings: Settings) -> Any:
     )
 
 
-def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faust.App:
+def create_app(
+    settings: Settings, registry: FirmRegistry | None = None, metrics: RiskmonMetrics | None = None
+) -> faust.App:
     if not settings.bootstrap_servers:
         raise ValueError("the stream worker needs RISKMON_BOOTSTRAP_SERVERS")
     registry = registry if registry is not None else FirmRegistry.from_file(settings.firms_file)
+    _read_committed_worker_consumer()
     partitions = settings.partitions
     brokers = [f"kafka://{b.strip()}" for b in settings.bootstrap_servers.split(",")]
     app = faust.App(
@@ -96,6 +123,11 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
         # would wait forever). Unacknowledged records are reprocessed by the next owner.
         stream_wait_empty=False,
     )
+    if metrics is not None:
+        from riskmon.metrics import attach_faust_sensor
+
+        attach_faust_sensor(app, metrics.registry)
+    app.riskmon_metrics = metrics  # type: ignore[attr-defined]
     internal = app.topic(
         INTERNAL_TOPIC, key_serializer="raw", value_serializer="raw", partitions=partitions
     )
@@ -140,6 +172,13 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
         return rt
 
     def checkpoint(p: int, rt: PartitionRuntime, offset: int) -> None:
+        if metrics is None:
+            _checkpoint(p, rt, offset)
+        else:
+            with metrics.checkpoint_timer():
+                _checkpoint(p, rt, offset)
+
+    def _checkpoint(p: int, rt: PartitionRuntime, offset: int) -> None:
         core = rt.pipeline.core
         for firm_id in sorted(core.dirty):
             firm = core.firms[firm_id]
@@ -157,6 +196,8 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
         for tp in revoked:
             if tp.topic == INTERNAL_TOPIC:
                 runtimes.pop(tp.partition, None)
+        if metrics is not None:
+            metrics.partitions_revoked(tp.partition for tp in revoked if tp.topic == INTERNAL_TOPIC)
 
     @app.agent(internal, name="riskmon-vitality")
     async def vitality(stream: Any) -> None:
@@ -178,8 +219,17 @@ def create_app(settings: Settings, registry: FirmRegistry | None = None) -> faus
                 await vitality_topic.send(key=firm_id.encode(), value=value)
             for firm_id, value in out.detections:
                 await detections_topic.send(key=firm_id.encode(), value=value)
+            if metrics is not None:
+                metrics.worker_step(p, offset, rt.pipeline, out, message.timestamp)
             if out.vitality or len(rt.pending) >= settings.checkpoint_records:
                 checkpoint(p, rt, offset)
+
+    if metrics is not None:
+        from riskmon.metrics import update_faust_lag
+
+        @app.timer(interval=5.0)
+        async def _consumer_lag() -> None:
+            await update_faust_lag(metrics, app, INTERNAL_TOPIC)
 
     return app
 
@@ -216,12 +266,20 @@ def main(args: Any) -> int:
         overrides["worker_id"] = args.worker_id
     if args.firms_file:
         overrides["firms_file"] = args.firms_file
+    if getattr(args, "metrics_port", None) is not None:
+        overrides["metrics_port"] = args.metrics_port
+    if getattr(args, "metrics_host", None):
+        overrides["metrics_host"] = args.metrics_host
     settings = Settings().model_copy(update=overrides)
     if not settings.bootstrap_servers:
         raise SystemExit("riskmon worker: pass --bootstrap or set RISKMON_BOOTSTRAP_SERVERS")
     asyncio.run(ensure_pipeline_topics(settings))
     own_log_handler()
-    app = create_app(settings)
+    from riskmon.metrics import serve_from_settings
+
+    metrics = RiskmonMetrics(component="worker", tz=settings.timezone)
+    serve_from_settings(metrics, settings)  # logs "metrics on http://HOST:PORT/metrics"
+    app = create_app(settings, metrics=metrics)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
 
     @app.task

@@ -42,6 +42,7 @@ import orjson
 
 from riskmon.events import EVENT_TYPES, MAX_EVENT_BYTES, EventError, validate_event
 from riskmon.fastcheck import fast_check
+from riskmon.metrics import RiskmonMetrics
 from riskmon.settings import Settings
 from riskmon.wire import EVENT_TOPICS, classify, dlq_topic, partition_for
 
@@ -246,10 +247,12 @@ async def run_ingest(
     stop: asyncio.Event | None = None,
     poll_max_records: int = 20_000,
     on_progress: Callable[[IngestCounts], None] | None = None,
+    metrics: RiskmonMetrics | None = None,
 ) -> IngestCounts:
     """Consume the event topics and forward them transactionally until ``stop`` is set."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+    from riskmon.metrics import update_aiokafka_lag
     from riskmon.topics import ensure_pipeline_topics
 
     await ensure_pipeline_topics(settings)
@@ -283,6 +286,8 @@ async def run_ingest(
     try:
         while not stop.is_set():
             polled = await consumer.getmany(timeout_ms=200, max_records=poll_max_records)
+            if metrics is not None:
+                await update_aiokafka_lag(metrics, consumer, stage="ingest")
             if not polled:
                 continue
             if not first_seen:
@@ -304,6 +309,9 @@ async def run_ingest(
                         await producer.send(d.topic, d.value, key=d.key, headers=d.headers)
                     )
                 await producer.send_offsets_to_transaction(offsets, INGEST_GROUP)
+            if metrics is not None:
+                metrics.dead_lettered(dead)
+                metrics.ingest_progress(router.counts)
             if dead:
                 for d in dead[:3]:
                     log.warning("dead-lettered to %s: %s", d.topic, dict(d.headers)["error"][:200])
@@ -320,16 +328,24 @@ def main(args: Any) -> int:
     settings = Settings()
     if args.bootstrap:
         settings = settings.model_copy(update={"bootstrap_servers": args.bootstrap})
+    if getattr(args, "metrics_port", None) is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
+    if getattr(args, "metrics_host", None):
+        settings = settings.model_copy(update={"metrics_host": args.metrics_host})
     if not settings.bootstrap_servers:
         raise SystemExit("riskmon ingest: pass --bootstrap or set RISKMON_BOOTSTRAP_SERVERS")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from riskmon.metrics import serve_from_settings
+
+    metrics = RiskmonMetrics(component="ingest", tz=settings.timezone)
+    serve_from_settings(metrics, settings)  # logs "metrics on http://HOST:PORT/metrics"
 
     async def _run() -> IngestCounts:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        return await run_ingest(settings, instance_id=args.instance_id, stop=stop)
+        return await run_ingest(settings, instance_id=args.instance_id, stop=stop, metrics=metrics)
 
     counts = asyncio.run(_run())
     print(

@@ -67,7 +67,7 @@ def broker() -> Iterator[EmbeddedBroker | _ExternalBroker]:
 
 @pytest.fixture
 def settings(broker: EmbeddedBroker) -> Settings:
-    return Settings(bootstrap_servers=broker.bootstrap, partitions=TEST_PARTITIONS)
+    return Settings(bootstrap_servers=broker.bootstrap, partitions=TEST_PARTITIONS, metrics_port=0)
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def fresh_broker() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture
 def fresh_settings(fresh_broker: EmbeddedBroker) -> Settings:
-    return Settings(bootstrap_servers=fresh_broker.bootstrap, partitions=TEST_PARTITIONS)
+    return Settings(bootstrap_servers=fresh_broker.bootstrap, partitions=TEST_PARTITIONS, metrics_port=0)
 
 
 _counter = itertools.count()

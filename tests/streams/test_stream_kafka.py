@@ -50,6 +50,7 @@ def _settings(fresh_broker, population: Path, partitions: int) -> Settings:
         partitions=partitions,
         firms_file=population / "truth.jsonl",
         checkpoint_records=50,
+        metrics_port=0,
     )
 
 
