@@ -81,10 +81,9 @@ def test_prometheus_scrapes_ingest_and_worker_during_a_replay(
         allow_empty=ALLOW_EMPTY,
     )
     with ServiceGroup() as group:
-        ingest = ingest_service(settings, tmp_path / "logs")
-        ingest.env["RISKMON_METRICS_PORT"] = str(iport)
+        ingest = ingest_service(settings, tmp_path / "logs", metrics_port=iport)
         group.add(ingest)
-        group.add(worker_service(settings, tmp_path / "logs", "0", RISKMON_METRICS_PORT=str(wport)))
+        group.add(worker_service(settings, tmp_path / "logs", "0", metrics_port=wport))
         prom = start_prometheus(targets.jobs, interval="1s")
         asyncio.run(_send_bad_records(settings))
 
