@@ -43,7 +43,6 @@ import collections
 import math
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -73,8 +72,7 @@ from riskmon.events import (
     MAX_EVENT_BYTES,
     MAX_KWH_PER_INTERVAL,
     EventError,
-    decode_json,
-    validate_event,
+    parse_event,
 )
 
 #: Watermark interval in seconds of arrival time; boundaries are multiples of it since the epoch.
@@ -113,7 +111,6 @@ from riskmon.fastcheck import (  # noqa: E402  (replay validates with them)
     _good_firm,
     _ts,
     fast_check,
-    validate,
 )
 
 
@@ -249,9 +246,9 @@ FAST_PATH = "msgspec" if _fast_line_msgspec is not None else "orjson"
 
 
 def slow_line(raw: bytes) -> tuple[str, str, float]:
-    """The contract's own decoding and validation (:func:`riskmon.events.decode_json` and
-    :func:`validate`); raises :class:`EventError`."""
-    event = validate(decode_json(raw))
+    """The contract's own decoding and validation (:func:`riskmon.events.parse_event`); raises
+    :class:`EventError`."""
+    event = parse_event(raw)
     return event.type, event.firm_id, timestamp_of(event.delivery_time)
 
 

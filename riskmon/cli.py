@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
+from typing import Callable
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -52,70 +54,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from producers.simulator import main as simulate_main
+def _lazy(target: str) -> Callable[[argparse.Namespace], int]:
+    """A sub-command implemented by ``"package.module:function"``, imported only when run."""
+    module_name, function = target.split(":")
 
-    return simulate_main(args)
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module_name), function)(args)
 
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    from producers.replay import main as replay_main
-
-    return replay_main(args)
+    return run
 
 
-def _cmd_broker(args: argparse.Namespace) -> int:
-    from riskmon.broker import main as broker_main
-
-    return broker_main(args)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from riskmon.demo import main as demo_main
-
-    return demo_main(args)
-
-
-def _cmd_ingest(args: argparse.Namespace) -> int:
-    from streams.ingest import main as ingest_main
-
-    return ingest_main(args)
-
-
-def _cmd_worker(args: argparse.Namespace) -> int:
-    from streams.app import main as worker_main
-
-    return worker_main(args)
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from riskmon.report import main as report_main
-
-    return report_main(args)
-
-
-def _cmd_backtest(args: argparse.Namespace) -> int:
-    from streams.backtest import main as backtest_main
-
-    return backtest_main(args)
-
-
-def _cmd_nab(args: argparse.Namespace) -> int:
-    from detectors.nab import main as nab_main
-
-    return nab_main(args)
+_BENCHMARKS = {"simulate": _lazy("producers.simulator:bench_main"), "stream": _lazy("streams.bench:main")}
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.what == "simulate":
-        from producers.simulator import bench_main
-
-        return bench_main(args)
-    if args.what == "stream":
-        from streams.bench import main as bench_stream_main
-
-        return bench_stream_main(args)
-    raise SystemExit(f"unknown benchmark {args.what!r}")
+    return _BENCHMARKS[args.what](args)
 
 
 def _metrics_args(p: argparse.ArgumentParser) -> None:
@@ -154,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SCENARIO=FRACTION",
         help="override a scenario's share of firms, e.g. --share shutdown=0.1 (repeatable)",
     )
-    p.set_defaults(func=_cmd_simulate)
+    p.set_defaults(func=_lazy("producers.simulator:main"))
 
     p = sub.add_parser("replay", help="replay event files onto the Kafka event topics")
     p.add_argument("files", nargs="+")
@@ -167,27 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partitions", type=int, help="partitions of topics created (default RISKMON_PARTITIONS or 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, help="parser processes (default: auto; 0 parses in-process)")
-    p.set_defaults(func=_cmd_replay)
+    p.set_defaults(func=_lazy("producers.replay:main"))
 
     p = sub.add_parser("ingest", help="run the ingest stage: event topics -> validated envelopes")
     p.add_argument("--bootstrap", help="host:port[,host:port]; default RISKMON_BOOTSTRAP_SERVERS")
     p.add_argument("--instance-id", default="0", help="stable id: static membership, transactional id")
     _metrics_args(p)
-    p.set_defaults(func=_cmd_ingest)
+    p.set_defaults(func=_lazy("streams.ingest:main"))
 
     p = sub.add_parser("worker", help="run a Faust stream worker computing vitality")
     p.add_argument("--bootstrap", help="host:port[,host:port]; default RISKMON_BOOTSTRAP_SERVERS")
     p.add_argument("--worker-id", help="stable id for static group membership (RISKMON_WORKER_ID)")
     p.add_argument("--firms-file", help="firm register, JSON lines with firm_id and industry")
     _metrics_args(p)
-    p.set_defaults(func=_cmd_worker)
+    p.set_defaults(func=_lazy("streams.app:main"))
 
     p = sub.add_parser("report", help="plots and an HTML page from a vitality file (and alerts)")
     p.add_argument("vitality", help="vitality updates, JSON lines (the demo's or backtest's vitality.jsonl)")
     p.add_argument("--alerts", help="alerts or detections, JSON lines (firm_id, day, name or rule, level)")
     p.add_argument("--firm", action="append", help="plot this firm (repeatable; default: picked)")
     p.add_argument("--out", help="output directory (default: report/ beside the vitality file)")
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=_lazy("riskmon.report:main"))
 
     p = sub.add_parser(
         "backtest",
@@ -198,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--firms", help="firm register (default: the simulation's truth.jsonl)")
     p.add_argument("--out", help="vitality output (default: vitality.jsonl beside the input)")
     p.add_argument("--json", action="store_true", help="print the detection report as JSON")
-    p.set_defaults(func=_cmd_backtest)
+    p.set_defaults(func=_lazy("streams.backtest:main"))
 
     p = sub.add_parser("nab", help="score an anomaly detector on the NAB corpus (Numenta Anomaly Benchmark)")
     p.add_argument("path", help="NAB root directory (with data/ and labels/)")
@@ -207,19 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="worker processes, files in parallel (default 2)")
     p.add_argument("--seed", type=int, default=None, help="seed passed to the detector")
     p.add_argument("--per-file", action="store_true", help="also print each file's raw standard score")
-    p.set_defaults(func=_cmd_nab)
+    p.set_defaults(func=_lazy("detectors.nab:main"))
 
     p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground")
     p.add_argument("--port", type=int, default=9092)
     p.add_argument("--data-dir", help="data directory (default: a fresh temporary one)")
-    p.set_defaults(func=_cmd_broker)
+    p.set_defaults(func=_lazy("riskmon.broker:main"))
 
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded broker")
     p.add_argument("--firms", type=int, default=300)
     p.add_argument("--days", type=int, default=120)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", default="out/demo")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_lazy("riskmon.demo:main"))
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
     p.add_argument("what", choices=["simulate", "stream"])

@@ -3,9 +3,9 @@
 Parsing with pydantic costs a few microseconds per event; riskmon's producers and the ingest stage
 handle hundreds of thousands per second. :func:`fast_check` accepts only events written in the
 canonical form riskmon's producers emit, checking every rule of :mod:`riskmon.events` by hand, and
-returns ``None`` for anything else so that :func:`validate` falls back to the contract's own
-validator. Accept/reject decisions are therefore exactly the contract's (fuzz-tested in
-``tests/producers/test_replay.py``).
+returns ``None`` for anything else so that callers fall back to the contract's own validator,
+:func:`riskmon.events.validate_event`. Accept/reject decisions are therefore exactly the
+contract's (fuzz-tested in ``tests/producers/test_replay.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 from riskmon.events import (
     MAX_AMOUNT_CNY,
     MAX_KWH_PER_INTERVAL,
-    validate_event,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -230,8 +229,3 @@ def fast_check(obj: Any) -> tuple[str, str, float] | None:
         return etype, firm, arrival
     except Exception:  # wrong shapes (not a dict, unhashable values, missing keys): be exact
         return None
-
-
-def validate(obj: Any) -> Any:
-    """The contract's validator: :func:`riskmon.events.validate_event` (raises EventError)."""
-    return validate_event(obj)

@@ -33,7 +33,6 @@ from typing import Any, Iterable, Literal
 import orjson
 from aiokafka.partitioner import murmur2
 
-TOPIC_PREFIX = "riskmon.events."
 EVENT_TOPICS: dict[str, str] = {
     "electricity": "riskmon.events.electricity",
     "invoice": "riskmon.events.invoice",
@@ -84,10 +83,6 @@ def classify(obj: Any) -> Literal["batch", "watermark", "event"]:
         if WATERMARK_MARKER in obj:
             return "watermark"
     return "event"
-
-
-def utc(dt: datetime) -> datetime:
-    return dt.astimezone(timezone.utc)
 
 
 #: Default spacing of watermarks, seconds of arrival time. Days close one lateness after their

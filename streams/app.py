@@ -162,7 +162,7 @@ def create_app(
             for firm_id, value in firm_table.items()
             if partition_for(firm_id, partitions) == p
         ]
-        pipeline.core.restore(meta, firms)
+        pipeline.restore(meta, firms)
         rt = PartitionRuntime(pipeline, checkpoint_offset=meta["k"] if meta else -1)
         # The epoch time lets `riskmon bench stream` tell start-up from processing.
         log.info(

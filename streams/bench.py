@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,6 @@ class PathResult:
     latency_p50_s: float = 0.0
     latency_p99_s: float = 0.0
     firm_days: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 async def _raw_consume(settings: Settings, expected_events: int, timeout: float) -> float:
@@ -142,7 +140,7 @@ async def _vitality_times(settings: Settings, idle_s: float, timeout: float) -> 
 
 def _latencies(settings: Settings, vit_records: list[Any], wm_times: dict[float, int]) -> list[float]:
     """Seconds from the closing watermark's append to the vitality update's append."""
-    from datetime import date, datetime, timedelta, timezone
+    from datetime import date, datetime, timedelta
     from zoneinfo import ZoneInfo
 
     tz = ZoneInfo(settings.timezone)

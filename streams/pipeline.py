@@ -9,12 +9,12 @@ the records to publish: vitality updates (``riskmon.vitality``) and late events
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 import orjson
 
 from streams.daily import as_dict
-from streams.eventtime import ClosedDay, PartitionCore, ScoreFn, day_iso, parse_time
+from streams.eventtime import ClosedDay, FirmState, PartitionCore, ScoreFn, day_iso, parse_time
 from streams.registry import FirmRegistry
 
 
@@ -50,15 +50,6 @@ class PipelineCounts:
     skipped_replayed: int = 0  # events already reflected in recovered state
     days_closed: int = 0
     detections: int = 0
-
-    def add(self, other: "PipelineCounts") -> None:
-        for k, v in other.accepted.items():
-            self.accepted[k] = self.accepted.get(k, 0) + v
-        self.duplicates += other.duplicates
-        self.late += other.late
-        self.skipped_replayed += other.skipped_replayed
-        self.days_closed += other.days_closed
-        self.detections += other.detections
 
 
 class DayDetector(Protocol):
@@ -100,6 +91,14 @@ class PartitionPipeline:
         )
         self.counts = PipelineCounts()
         self._watermark_times: dict[str, float] = {}  # each watermark comes once per source
+        # Highest input offset that some restored firm's state already reflects; input above it
+        # needs no per-firm check.
+        self._restored_through = -1
+
+    def restore(self, meta: dict[str, Any] | None, firms: list[FirmState]) -> None:
+        """Rebuild the partition from checkpointed state (see :mod:`streams.app`)."""
+        self.core.restore(meta, firms)
+        self._restored_through = max((f.checkpoint_offset for f in firms), default=-1)
 
     def on_record(self, obj: dict[str, Any], offset: int = -1, out: Emitted | None = None) -> Emitted:
         """Apply one decoded internal record: its segments of events and watermarks, in order."""
@@ -125,11 +124,13 @@ class PartitionPipeline:
         firms = core.firms
         counts = self.counts
         accepted = counts.accepted
+        recheck = 0 <= offset <= self._restored_through
         for ev in events:
-            firm = firms.get(ev["firm_id"])
-            if firm is not None and firm.checkpoint_offset >= offset >= 0:
-                counts.skipped_replayed += 1
-                continue
+            if recheck:
+                firm = firms.get(ev["firm_id"])
+                if firm is not None and firm.checkpoint_offset >= offset:
+                    counts.skipped_replayed += 1
+                    continue
             result = core.on_event(ev, source)
             if result == "accepted":
                 t = ev["type"]
@@ -173,5 +174,3 @@ def collect_vitality(records: Iterable[tuple[str, bytes]]) -> dict[tuple[str, st
         result[key] = rec
     return result
 
-
-Loader = Callable[[], Any]
