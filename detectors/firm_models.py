@@ -10,6 +10,15 @@ decision point (``T == T_half``), ``0.8`` is ``T ~ 1.5 T_half`` and ``0.94`` is 
 Scores of different models therefore mean the same thing and share thresholds in the engine;
 :mod:`detectors.evaluate` reports the rate at which healthy firm-days pass each level.
 
+**Functional form.** :meth:`StatefulDetector.advance` ``(state, x, learn) -> (score, new_state)``
+is ``load_state`` + ``score_learn_one`` (or ``score_one``) + ``state_dict`` in one call, without
+touching the detector object: the engine holds each firm's state and calls it once per model per
+firm-day. The three models below implement it directly on the JSON state (one pass over the
+maths instead of score and learn each recomputing it, no copies of unchanged lists) with the same
+helpers as their object methods, so both forms give bit-identical scores and states
+(``tests/detectors/test_engine_equivalence.py``). The new state may share unchanged lists with
+the old one; neither is mutated.
+
 All models are score-before-learn, deterministic (no randomness: ``seed`` is accepted for the
 protocol) and honour protection: a protected model does not learn a point scoring above
 ``protect_threshold`` -- not its baseline, not its accumulators.
@@ -31,7 +40,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from detectors.base import Detector, Input, as_value, register
+from detectors.base import Detector, Input, _clip01, as_value, register
 
 __all__ = ["StatefulDetector", "CusumShift", "FirmProfile", "LevelSlide", "squash", "DIRECTIONS"]
 
@@ -54,8 +63,15 @@ def squash(t: float, t_half: float) -> float:
     return 1.0 - math.exp(-_LN2 * q * q)
 
 
-def _finite(x: float) -> bool:
-    return not (math.isnan(x) or math.isinf(x))
+_finite = math.isfinite  # a C call instead of two (was: not (isnan(x) or isinf(x)), same truth)
+_SQRT2 = math.sqrt(2.0)
+
+# Speed note. The maths below run for every model on every closed firm-day, and in CPython 3.11
+# a call to the builtin ``min`` / ``max`` costs about ten times a comparison (it parses its
+# arguments generically). The hot paths therefore spell them as conditional expressions with
+# exactly the builtins' semantics -- ``max(a, b)`` is ``b if b > a else a`` and ``min(a, b)`` is
+# ``b if b < a else a`` (the first argument wins ties and NaN comparisons), so results are
+# bit-identical, signed zeros included.
 
 
 class StatefulDetector(Detector):
@@ -66,6 +82,20 @@ class StatefulDetector(Detector):
 
     def load_state(self, state: Mapping[str, Any] | None) -> "StatefulDetector":
         raise NotImplementedError
+
+    def initial_state(self) -> dict[str, Any]:
+        """The state of an unfitted detector (a new object each call)."""
+        return self.clone().state_dict()
+
+    def advance(self, state: Mapping[str, Any] | None, x: Input, learn: bool = True
+                ) -> tuple[float, dict[str, Any]]:
+        """``(score, new_state)`` of ``x`` against ``state`` (None: unfitted): the score of
+        :meth:`score_learn_one` (``learn``) or :meth:`score_one`, and the state after it, as
+        ``load_state(state)`` then ``state_dict()`` would give. Subclasses override this with a
+        direct implementation; this generic one uses the detector object as scratch space."""
+        self.load_state(state)
+        s = self.score_learn_one(x) if learn else self.score_one(x)
+        return s, self.state_dict()
 
     def _check_direction(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -121,25 +151,69 @@ class CusumShift(StatefulDetector):
         self._s = [0, 0.0, 0.0, 0.0, 0.0, 0.0] if not state else list(state["s"])
         return self
 
+    def initial_state(self) -> dict[str, Any]:
+        return {"s": [0, 0.0, 0.0, 0.0, 0.0, 0.0]}
+
+    # The maths take the state list ``s`` explicitly, so that the object methods (on ``self._s``)
+    # and :meth:`advance` (on a JSON state) share one implementation.
+
+    def _scale_of(self, s: list) -> float:
+        W, m, S = s[1], s[2], s[3]
+        scale = math.sqrt(S / W) if W > 0 else 0.0
+        # max(sd, min_scale, 1e-9 * (1 + |m|)), see the speed note
+        floor = self.min_scale
+        if floor > scale:
+            scale = floor
+        floor = 1e-9 * (1.0 + abs(m))
+        if floor > scale:
+            scale = floor
+        return scale
+
     def _scale(self) -> float:
-        n, W, m, S, _, _ = self._s
-        sd = math.sqrt(S / W) if W > 0 else 0.0
-        return max(sd, self.min_scale, 1e-9 * (1.0 + abs(m)))
+        return self._scale_of(self._s)
+
+    def _step_of(self, s: list, x: float, scale: float) -> tuple[float, float, float]:
+        """(z, g_down, g_up) after x from state list ``s`` (not changed) of scale ``scale``."""
+        n, W, m, S, gd, gu = s
+        if n < self.warmup:
+            return 0.0, 0.0, 0.0
+        z = (x - m) / scale
+        cap = self.z_cap
+        if not _finite(z):
+            z = math.copysign(cap, z) if not math.isnan(z) else 0.0
+        z = z if z < cap else cap  # max(-cap, min(cap, z)), see the speed note
+        z = z if z > -cap else -cap
+        gd = gd - z - self.k
+        gu = gu + z - self.k
+        return z, (gd if gd > 0.0 else 0.0), (gu if gu > 0.0 else 0.0)  # max(0.0, .)
 
     def _step(self, x: float) -> tuple[float, float, float]:
         """(z, g_down, g_up) after x (does not change state)."""
-        n, W, m, S, gd, gu = self._s
-        if n < self.warmup:
-            return 0.0, 0.0, 0.0
-        z = (x - m) / self._scale()
-        if not _finite(z):
-            z = math.copysign(self.z_cap, z) if not math.isnan(z) else 0.0
-        z = max(-self.z_cap, min(self.z_cap, z))
-        return z, max(0.0, gd - z - self.k), max(0.0, gu + z - self.k)
+        return self._step_of(self._s, x, self._scale())
+
+    def _stat(self, gd: float, gu: float) -> float:
+        d = self.direction
+        return gd if d == "down" else gu if d == "up" else (gu if gu > gd else gd)  # max(gd, gu)
+
+    def _learned(self, s: list, v: float, gd: float, gu: float, scale: float) -> list:
+        """The state list after learning the finite value ``v`` (CUSUMs ``gd``, ``gu`` of ``v``;
+        ``scale`` of ``s``)."""
+        n, W, m, S = s[0], s[1], s[2], s[3]
+        if n >= self.warmup:  # winsorise at m +- z_cap * scale: max(m - c, min(m + c, v))
+            c = self.z_cap * scale
+            hi = m + c
+            v = v if v < hi else hi
+            lo = m - c
+            v = v if v > lo else lo
+        d = self._d
+        W2 = d * W + 1.0
+        m2 = m + (v - m) / W2
+        S2 = d * S + (v - m) * (v - m2)
+        return [n + 1, W2, m2, S2, gd, gu]
 
     def statistic(self, x: Input) -> float:
         _, gd, gu = self._step(as_value(x))
-        return gd if self.direction == "down" else gu if self.direction == "up" else max(gd, gu)
+        return self._stat(gd, gu)
 
     def _score(self, x: Input) -> float:
         return squash(self.statistic(x), self.h)
@@ -148,15 +222,23 @@ class CusumShift(StatefulDetector):
         v = as_value(x)
         if not _finite(v):
             return
-        _, gd, gu = self._step(v)
-        n, W, m, S, _, _ = self._s
-        if n >= self.warmup:
-            c = self.z_cap * self._scale()
-            v = max(m - c, min(m + c, v))
-        W2 = self._d * W + 1.0
-        m2 = m + (v - m) / W2
-        S2 = self._d * S + (v - m) * (v - m2)
-        self._s = [n + 1, W2, m2, S2, gd, gu]
+        scale = self._scale()
+        _, gd, gu = self._step_of(self._s, v, scale)
+        self._s = self._learned(self._s, v, gd, gu, scale)
+
+    def advance(self, state: Mapping[str, Any] | None, x: Input, learn: bool = True
+                ) -> tuple[float, dict[str, Any]]:
+        s = state["s"] if state else [0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        v = x if type(x) is float else as_value(x)  # as_value(float) is the float itself
+        scale = self._scale_of(s)
+        _, gd, gu = self._step_of(s, v, scale)  # once: score_learn_one would compute it twice
+        d = self.direction  # T: the watched CUSUM (= _stat, inlined)
+        score = squash(gd if d == "down" else gu if d == "up" else (gu if gu > gd else gd), self.h)
+        if not 0.0 <= score <= 1.0:  # NaN: what score_one's clip does (squash is in [0, 1] otherwise)
+            score = _clip01(score)
+        if learn and not (self.protected and score > self.protect_threshold) and _finite(v):
+            return score, {"s": self._learned(s, v, gd, gu, scale)}
+        return score, {"s": s}
 
     def explain(self, x: Input) -> dict[str, float]:
         """The numbers behind the score of ``x`` (no state change)."""
@@ -219,6 +301,15 @@ class FirmProfile(StatefulDetector):
         self.clip = clip
         self.pair_min = pair_min
         self._d = 0.5 ** (1.0 / half_life)
+        # the materiality floor per feature, resolved once (an isinstance check against the
+        # Mapping ABC per feature per step was a visible cost); parameters are fixed after
+        # construction, like _d
+        if isinstance(min_scale, Mapping):
+            self._floors: dict[str, float] = {k: float(v) for k, v in min_scale.items()}
+            self._floor_default = 0.0
+        else:
+            self._floors = {}
+            self._floor_default = float(min_scale)
         self._f: dict[str, list] = {}  # feature -> [n, W, mean, mean abs deviation]
 
     def state_dict(self) -> dict[str, Any]:
@@ -228,86 +319,152 @@ class FirmProfile(StatefulDetector):
         self._f = {} if not state else {k: list(v) for k, v in state["f"].items()}
         return self
 
-    def _floor(self, name: str) -> float:
-        ms = self.min_scale
-        if isinstance(ms, Mapping):
-            return float(ms.get(name, 0.0))
-        return float(ms)
-
-    def _scale(self, name: str, st: list) -> float:
-        return max(_MAD_TO_SD * st[3], self._floor(name), 1e-9 * (1.0 + abs(st[2])))
+    def initial_state(self) -> dict[str, Any]:
+        return {"f": {}}
 
     @staticmethod
-    def _items(x: Input):
-        if isinstance(x, Mapping):
+    def _items(x: Input) -> list[tuple[str, float]]:
+        """``(feature, value)`` of ``x`` in name order, None and NaN values left out."""
+        if type(x) is dict or isinstance(x, Mapping):  # the exact-type test skips the ABC check
+            out = []
             for k in sorted(x):
                 v = x[k]
                 if v is not None:
                     v = float(v)
-                    if not math.isnan(v):
-                        yield k, v
-        else:
-            yield "value", float(x)
+                    if v == v:  # not NaN
+                        out.append((k, v))
+            return out
+        return [("value", float(x))]
+
+    def _pass(self, f: Mapping[str, list], x: Input
+              ) -> tuple[dict[str, tuple[float, float, float, float]], dict[str, list], float]:
+        """One pass over the features of ``x`` against the feature state ``f`` (not changed):
+        ``(zs, learned, T)`` with ``zs`` = feature -> (x, mean, scale, z) for the features that
+        are scored, ``learned`` the feature state after learning ``x`` (a new dict: learned
+        features get new entry lists, the others are shared with ``f``) and ``T`` the
+        statistic (the largest deviation + ``second_weight`` x the second largest).
+
+        Scoring and learning share the pass (the learned value is clipped at the scale the
+        score used); :meth:`advance` keeps ``learned`` only when the point is learned. The
+        features are visited in ``x``'s order, not sorted: nothing computed here depends on the
+        order (``T`` only takes the two largest values: a tie between features does not change
+        it; deviations are never NaN, z being finite or +-1e6) except where *new* features land
+        in the state dict, so those are then moved into name order (where learning in name
+        order inserts them)."""
+        if type(x) is not dict:
+            x = dict(self._items(x))  # another Mapping, or a number ("value")
+        zs = {}
+        learned = dict(f)
+        new_features = []
+        warmup, d, clip = self.warmup, self._d, self.clip
+        floors, floor_default = self._floors, self._floor_default
+        signs = self.signs or {}
+        top = second = 0.0  # the two largest deviations of the nd seen
+        nd = 0
+        isinf = math.isinf
+        for k, v in x.items():
+            if type(v) is not float:  # the engine passes floats: no conversion call then
+                if v is None:
+                    continue
+                v = float(v)
+            if v != v:  # NaN: skipped, like None
+                continue
+            st = f.get(k)
+            if st is None:
+                if not isinf(v):
+                    learned[k] = [1, 1.0, v, 0.0]
+                    new_features.append(k)
+                continue
+            n, W, m, a = st
+            if n >= warmup:
+                # the robust scale: MAD as an sd, floored by materiality and numerically --
+                # max(1.2533 a, floor, 1e-9 (1 + |m|)), see the speed note
+                s = _MAD_TO_SD * a
+                fl = floors.get(k, floor_default)
+                if fl > s:
+                    s = fl
+                fl = 1e-9 * (1.0 + abs(m))
+                if fl > s:
+                    s = fl
+                z = (v - m) / s
+                if not _finite(z):
+                    z = math.copysign(1e6, z)
+                zs[k] = (v, m, s, z)
+                sg = signs.get(k, 0)
+                # = _deviation(z, sg), inlined with max(0.0, .) spelled out (see the speed note)
+                dv = (-z if -z > 0.0 else 0.0) if sg < 0 else (z if z > 0.0 else 0.0) if sg > 0 else abs(z)
+                nd += 1
+                if nd == 1 or dv > top:
+                    top, second = dv, top
+                elif nd == 2 or dv > second:
+                    second = dv
+                if isinf(v):
+                    continue
+                c = clip * s  # winsorise: max(m - c, min(m + c, v))
+                hi = m + c
+                v = v if v < hi else hi
+                lo = m - c
+                v = v if v > lo else lo
+            elif isinf(v):
+                continue
+            W2 = d * W + 1.0
+            dev = abs(v - m)
+            m2 = m + (v - m) / W2
+            a2 = a + (dev - a) / W2 if n >= 1 else 0.0
+            learned[k] = [n + 1, W2, m2, a2]
+        if len(new_features) > 1:
+            for k in sorted(new_features):
+                learned[k] = learned.pop(k)
+        for a, b in self.pairs or ():  # decoupling deviations
+            if a in zs and b in zs:
+                za, zb = zs[a][3], zs[b][3]
+                if za <= -self.pair_min and zb >= self.pair_min:
+                    dv = (zb - za) / _SQRT2
+                    nd += 1
+                    if nd == 1 or dv > top:
+                        top, second = dv, top
+                    elif nd == 2 or dv > second:
+                        second = dv
+        t = 0.0 if nd == 0 else top if nd == 1 else top + self.second_weight * second
+        return zs, learned, t
 
     def _zs(self, x: Input) -> dict[str, tuple[float, float, float, float]]:
         """feature -> (x, mean, scale, z) for the features that are scored."""
-        out = {}
-        for k, v in self._items(x):
-            st = self._f.get(k)
-            if st is None or st[0] < self.warmup:
-                continue
-            s = self._scale(k, st)
-            z = (v - st[2]) / s
-            if not _finite(z):
-                z = math.copysign(1e6, z)
-            out[k] = (v, st[2], s, z)
-        return out
+        return self._pass(self._f, x)[0]
 
     def _deviations(self, zs) -> list[tuple[float, str]]:
+        """The deviations ``(d, name)``, largest first (ties by name)."""
         signs = self.signs or {}
         devs = []
         for k, (_, _, _, z) in zs.items():
-            sg = signs.get(k, 0)
-            d = max(0.0, -z) if sg < 0 else max(0.0, z) if sg > 0 else abs(z)
-            devs.append((d, k))
+            devs.append((_deviation(z, signs.get(k, 0)), k))
         for a, b in self.pairs or ():
             if a in zs and b in zs:
                 za, zb = zs[a][3], zs[b][3]
                 if za <= -self.pair_min and zb >= self.pair_min:
-                    devs.append(((zb - za) / math.sqrt(2.0), f"{a}>{b}"))
+                    devs.append(((zb - za) / _SQRT2, f"{a}>{b}"))
         devs.sort(key=lambda t: (-t[0], t[1]))
         return devs
 
     def statistic(self, x: Input) -> float:
-        devs = self._deviations(self._zs(x))
-        if not devs:
-            return 0.0
-        t = devs[0][0]
-        if len(devs) > 1:
-            t += self.second_weight * devs[1][0]
-        return t
+        return self._pass(self._f, x)[2]
 
     def _score(self, x: Input) -> float:
         return squash(self.statistic(x), self.z_half)
 
     def _learn(self, x: Input, score: float) -> None:
-        d = self._d
-        for k, v in self._items(x):
-            if math.isinf(v):
-                continue
-            st = self._f.get(k)
-            if st is None:
-                self._f[k] = [1, 1.0, v, 0.0]
-                continue
-            n, W, m, a = st
-            if n >= self.warmup:
-                c = self.clip * self._scale(k, st)
-                v = max(m - c, min(m + c, v))
-            W2 = d * W + 1.0
-            dev = abs(v - m)
-            m2 = m + (v - m) / W2
-            a2 = a + (dev - a) / W2 if n >= 1 else 0.0
-            self._f[k] = [n + 1, W2, m2, a2]
+        self._f = self._pass(self._f, x)[1]
+
+    def advance(self, state: Mapping[str, Any] | None, x: Input, learn: bool = True
+                ) -> tuple[float, dict[str, Any]]:
+        f = state["f"] if state else {}
+        _, learned, t = self._pass(f, x)  # once: score_learn_one would do it twice
+        score = squash(t, self.z_half)
+        if not 0.0 <= score <= 1.0:  # NaN: what score_one's clip does (squash is in [0, 1] otherwise)
+            score = _clip01(score)
+        if learn and not (self.protected and score > self.protect_threshold):
+            return score, {"f": learned}
+        return score, {"f": f}
 
     def explain(self, x: Input) -> list[dict[str, Any]]:
         """Deviations behind the score, largest first: ``{"feature", "x", "mean", "scale",
@@ -335,11 +492,22 @@ class FirmProfile(StatefulDetector):
 # --------------------------------------------------------------------------------------------
 
 
-def _median(xs: list[float]) -> float:
-    ys = sorted(xs)
-    n = len(ys)
-    h = n // 2
-    return ys[h] if n % 2 else 0.5 * (ys[h - 1] + ys[h])
+def _deviation(z: float, sign: int) -> float:
+    """A feature's deviation: only drops count (sign -1), only rises (+1) or both (0)."""
+    return max(0.0, -z) if sign < 0 else max(0.0, z) if sign > 0 else abs(z)
+
+
+def _median3(a: float, b: float, c: float) -> float:
+    """The median of three numbers by comparisons (no list, no sort: the slide detector takes
+    three medians per step). A pure selection: the same value as ``sorted([a, b, c])[1]`` for
+    non-NaN inputs (the ring only holds finite values)."""
+    if a <= b:
+        if b <= c:
+            return b
+        return c if a <= c else a
+    if a <= c:
+        return a
+    return c if b <= c else b
 
 
 @register("level_slide")
@@ -413,18 +581,40 @@ class LevelSlide(StatefulDetector):
             self._ring = list(state["r"])
         return self
 
-    def _noise(self) -> float:
-        nm, nw = self._s[6], self._s[7]
-        sd = _MAD_TO_SD * nm / math.sqrt(2.0) if nw > 0 else 0.0
-        return max(sd, self.min_scale, 1e-9 * (1.0 + abs(self._s[4])))
+    def initial_state(self) -> dict[str, Any]:
+        return {"s": [0, 10**6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None], "r": []}
 
-    def _step(self, v: float) -> dict[str, Any]:
-        n, since, gd, gu, ref, refw = self._s[:6]
-        ring = (self._ring + [v])[-6:]
-        jump = max(self.jump, self.jump_sd * self._noise())
+    # The maths take the state (list ``s``, ring) explicitly, so that the object methods and
+    # :meth:`advance` share one implementation; the noise is computed once per step and passed.
+
+    def _noise_of(self, s: list) -> float:
+        nm, nw = s[6], s[7]
+        noise = _MAD_TO_SD * nm / _SQRT2 if nw > 0 else 0.0
+        # max(sd, min_scale, 1e-9 * (1 + |ref|)), see the speed note
+        floor = self.min_scale
+        if floor > noise:
+            noise = floor
+        floor = 1e-9 * (1.0 + abs(s[4]))
+        if floor > noise:
+            noise = floor
+        return noise
+
+    def _noise(self) -> float:
+        return self._noise_of(self._s)
+
+    def _step_of(self, s: list, ring0: list, v: float, noise: float
+                 ) -> tuple[list, int, float, float, float, float | None, bool]:
+        """(ring, since, z, g_down, g_up, step, pending) after the finite value ``v`` from state
+        ``s``, ``ring0`` with noise ``noise`` (nothing is changed)."""
+        n, since, gd, gu, ref, refw = s[0], s[1], s[2], s[3], s[4], s[5]
+        ring = ring0[-5:] + [v]  # the last 6 values
+        jump = self.jump_sd * noise
+        if not jump > self.jump:  # max(jump, jump_sd * noise), see the speed note
+            jump = self.jump
         step = None
-        if len(ring) == 6:
-            step = _median(ring[3:]) - _median(ring[:3])
+        nr = len(ring)
+        if nr == 6:
+            step = _median3(ring[3], ring[4], ring[5]) - _median3(ring[0], ring[1], ring[2])
             if not _finite(step) or abs(step) >= jump:
                 since = 0
             else:
@@ -433,28 +623,58 @@ class LevelSlide(StatefulDetector):
             since += 1
         # today alone jumped from the last 3 days: a step may be starting (confirmed or not by
         # the medians in the next days); it adds at most jump_z_cap to the CUSUM meanwhile
-        pending = len(ring) >= 4 and abs(v - _median(ring[-4:-1])) >= jump
+        pending = nr >= 4 and abs(v - _median3(ring[-4], ring[-3], ring[-2])) >= jump
         z = 0.0
         if n >= self.warmup and refw > 0:
             cap = self.jump_z_cap if pending else self.z_cap
-            z = (ref - v) / self._noise()
-            z = max(-cap, min(cap, z)) if _finite(z) else 0.0
-            gd = max(0.0, gd + z - self.k)
-            gu = max(0.0, gu - z - self.k)
+            z = (ref - v) / noise
+            if _finite(z):  # max(-cap, min(cap, z)), see the speed note
+                z = z if z < cap else cap
+                z = z if z > -cap else -cap
+            else:
+                z = 0.0
+            gd = gd + z - self.k
+            gd = gd if gd > 0.0 else 0.0  # max(0.0, .)
+            gu = gu - z - self.k
+            gu = gu if gu > 0.0 else 0.0
         if since < self.suppress:
             gd = gu = 0.0
+        return ring, since, z, gd, gu, step, pending
+
+    def _step(self, v: float) -> dict[str, Any]:
+        ring, since, z, gd, gu, step, pending = self._step_of(self._s, self._ring, v, self._noise())
         return {"ring": ring, "since": since, "z": z, "g_down": gd, "g_up": gu, "step": step, "pending": pending}
+
+    def _stat(self, gd: float, gu: float) -> float:
+        if self.direction == "down":
+            return gd
+        if self.direction == "up":
+            return gu
+        return gu if gu > gd else gd  # max(gd, gu)
+
+    def _learned(self, s: list, v: float, noise: float, since: int, gd: float, gu: float) -> list:
+        """The state list after learning the finite value ``v`` (``since``, ``gd``, ``gu``: its
+        step results, ``noise``: the noise of ``s``)."""
+        n, ref, refw, nm, nw, last = s[0], s[4], s[5], s[6], s[7], s[8]
+        d = self._d
+        if last is not None:
+            w = d * nw + 1.0
+            diff, cap = abs(v - last), 10.0 * noise
+            nm += ((cap if cap < diff else diff) - nm) / w  # min(|v - last|, 10 noise)
+            nw = w
+        g = gu if gu > gd else gd  # max(gd, gu)
+        if refw == 0.0 or (g < self.h / 2.0 and since >= 3):
+            w = d * refw + 1.0
+            ref += (v - ref) / w
+            refw = w
+        return [n + 1, since, gd, gu, ref, refw, nm, nw, v]
 
     def statistic(self, x: Input) -> float:
         v = as_value(x)
         if not _finite(v):
             return 0.0
         p = self._step(v)
-        if self.direction == "down":
-            return p["g_down"]
-        if self.direction == "up":
-            return p["g_up"]
-        return max(p["g_down"], p["g_up"])
+        return self._stat(p["g_down"], p["g_up"])
 
     def _score(self, x: Input) -> float:
         return squash(self.statistic(x), self.h)
@@ -463,20 +683,29 @@ class LevelSlide(StatefulDetector):
         v = as_value(x)
         if not _finite(v):
             return
-        p = self._step(v)
-        n, _, _, _, ref, refw, nm, nw, last = self._s
-        d = self._d
-        if last is not None:
-            w = d * nw + 1.0
-            nm += (min(abs(v - last), 10.0 * self._noise()) - nm) / w
-            nw = w
-        g = max(p["g_down"], p["g_up"])
-        if refw == 0.0 or (g < self.h / 2.0 and p["since"] >= 3):
-            w = d * refw + 1.0
-            ref += (v - ref) / w
-            refw = w
-        self._s = [n + 1, p["since"], p["g_down"], p["g_up"], ref, refw, nm, nw, v]
-        self._ring = p["ring"]
+        noise = self._noise()
+        ring, since, _, gd, gu, _, _ = self._step_of(self._s, self._ring, v, noise)
+        self._s = self._learned(self._s, v, noise, since, gd, gu)
+        self._ring = ring
+
+    def advance(self, state: Mapping[str, Any] | None, x: Input, learn: bool = True
+                ) -> tuple[float, dict[str, Any]]:
+        if state:
+            s, ring0 = state["s"], state["r"]
+        else:
+            s, ring0 = [0, 10**6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None], []
+        v = x if type(x) is float else as_value(x)  # as_value(float) is the float itself
+        if not _finite(v):  # scores 0 and is not learned (statistic and _learn skip it)
+            return 0.0, {"s": s, "r": ring0}
+        noise = self._noise_of(s)
+        ring, since, _, gd, gu, _, _ = self._step_of(s, ring0, v, noise)  # once, not twice
+        d = self.direction  # T: the watched CUSUM (= _stat, inlined)
+        score = squash(gd if d == "down" else gu if d == "up" else (gu if gu > gd else gd), self.h)
+        if not 0.0 <= score <= 1.0:  # NaN: what score_one's clip does (squash is in [0, 1] otherwise)
+            score = _clip01(score)
+        if learn and not (self.protected and score > self.protect_threshold):
+            return score, {"s": self._learned(s, v, noise, since, gd, gu), "r": ring}
+        return score, {"s": s, "r": ring0}
 
     def explain(self, x: Input) -> dict[str, Any] | None:
         v = as_value(x)

@@ -12,7 +12,8 @@ A rule is a pure step function over one firm's closed days, in day order::
 
 ``day`` is a :class:`Day`, the view of one vitality record (:func:`Day.from_record`);
 ``state`` is the rule's JSON state for this firm (``None`` on the firm's first day) and is never
-mutated; every state is bounded (at most ``days`` / ``months + 1`` / 7 entries). ``hit`` is
+mutated: lists are copied on write, so the new state may share the unchanged ones with it (treat
+states as values). Every state is bounded (at most ``days`` / ``months + 1`` / 7 entries). ``hit`` is
 ``None`` or ``{"name", "level", "action", "score", "new", "reasons"}``: the engine adds the firm,
 the day and ``source="rule"``. A rule is *active* on every day its condition holds; ``new`` is
 true on the first day of an episode. Each reason is ``{"code", "observed", "reference",
@@ -74,6 +75,7 @@ outage is not distress, but a long silence must be looked at by a human.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import date
@@ -132,10 +134,19 @@ def reason(code: str, observed: Any, reference: Any, contribution: float, text: 
 # The view of one vitality record
 # --------------------------------------------------------------------------------------------
 
+_EMPTY: Mapping[str, Any] = {}  # read-only stand-in for a missing record section
+_new = object.__new__  # an instance without running __init__ (see Day.from_record)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Day:
-    """What rules and models read from one vitality record (see :mod:`streams.pipeline`)."""
+    """What rules and models read from one vitality record (see :mod:`streams.pipeline`).
+
+    A read-only view by convention (rules and models never assign to it). It is deliberately not
+    a *frozen* dataclass: a frozen ``__init__`` sets each of the 24 fields through
+    ``object.__setattr__``, which made building the view ~10x slower than a plain slots class --
+    and the engine builds one per closed firm-day.
+    """
 
     firm_id: str
     day: str  # ISO date
@@ -165,40 +176,40 @@ class Day:
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> "Day":
-        comps = rec.get("components") or {}
-        agg = rec.get("aggregate") or {}
+        comps = rec.get("components") or _EMPTY
+        agg = rec.get("aggregate") or _EMPTY
         flags = rec.get("flags") or ()
-        elec = comps.get("elec") or {}
-        logi = comps.get("logistics") or {}
-        pay = comps.get("payments") or {}
+        elec = comps.get("elec") or _EMPTY
         missing = "elec_missing" in flags
         iso = rec["day"]
-        return cls(
-            firm_id=rec["firm_id"],
-            day=iso,
-            ordinal=date.fromisoformat(iso).toordinal(),
-            industry=rec.get("industry") or "default",
-            holiday=bool(rec.get("holiday")),
-            warming_up=rec.get("band") == "warming_up",
-            history_days=int(rec.get("history_days") or 0),
-            elec_missing=missing,
-            elec_partial="elec_partial" in flags,
-            silent="silent" in flags,
-            elec_ratio=None if missing else elec.get("ratio"),
-            elec_value=elec.get("value"),
-            elec_expected=elec.get("baseline"),
-            kwh_level=(rec.get("baselines") or {}).get("kwh"),
-            orders=float(agg.get("log_created_n", 0.0)),
-            orders_expected=logi.get("baseline"),
-            order_value=float(agg.get("log_created_value", 0.0)),
-            pay_in=float(agg.get("pay_in_amt", 0.0)),
-            pay_in_n=float(agg.get("pay_in_n", 0.0)),
-            pay_expected=pay.get("baseline"),
-            inv_n=float(agg.get("inv_issued_n", 0.0)),
-            inv_amt=float(agg.get("inv_issued_amt", 0.0)),
-            inv_tax=float(agg.get("inv_tax_amt", 0.0)),
-            record=rec,
-        )
+        # Filled slot by slot rather than through the 24-argument __init__: this runs once per
+        # closed firm-day and plain slot stores are the cheapest way in (every field is set).
+        d = _new(cls)
+        d.firm_id = rec["firm_id"]
+        d.day = iso
+        d.ordinal = date.fromisoformat(iso).toordinal()
+        d.industry = rec.get("industry") or "default"
+        d.holiday = bool(rec.get("holiday"))
+        d.warming_up = rec.get("band") == "warming_up"
+        d.history_days = int(rec.get("history_days") or 0)
+        d.elec_missing = missing
+        d.elec_partial = "elec_partial" in flags
+        d.silent = "silent" in flags
+        d.elec_ratio = None if missing else elec.get("ratio")
+        d.elec_value = elec.get("value")
+        d.elec_expected = elec.get("baseline")
+        d.kwh_level = (rec.get("baselines") or _EMPTY).get("kwh")
+        d.orders = float(agg.get("log_created_n", 0.0))
+        d.orders_expected = (comps.get("logistics") or _EMPTY).get("baseline")
+        d.order_value = float(agg.get("log_created_value", 0.0))
+        d.pay_in = float(agg.get("pay_in_amt", 0.0))
+        d.pay_in_n = float(agg.get("pay_in_n", 0.0))
+        d.pay_expected = (comps.get("payments") or _EMPTY).get("baseline")
+        d.inv_n = float(agg.get("inv_issued_n", 0.0))
+        d.inv_amt = float(agg.get("inv_issued_amt", 0.0))
+        d.inv_tax = float(agg.get("inv_tax_amt", 0.0))
+        d.record = rec
+        return d
 
     @property
     def no_evidence(self) -> bool:
@@ -286,7 +297,7 @@ class PowerLogisticsStall(Rule):
 
     def step(self, state: dict | None, day: Day) -> tuple[dict | None, dict]:
         st = state or {"s": [], "gap": 0, "on": False}
-        streak = [list(e) for e in st["s"]]
+        streak = st["s"]  # copied on write: the entries are never mutated
         gap = st["gap"]
         on = st["on"]
         if day.warming_up or day.no_evidence or day.elec_ratio is None:
@@ -299,12 +310,11 @@ class PowerLogisticsStall(Rule):
         thr = self.holiday_elec_below if day.holiday else self.elec_below
         r = float(day.elec_ratio)
         if r < thr:
-            streak.append(
+            streak = (streak + [
                 [day.ordinal, _r4(r), _r4(day.elec_value), _r4(day.elec_expected), day.orders,
                  _r4(day.orders_expected or 0.0)]
-            )
-            streak = streak[-self.days :]
-        else:
+            ])[-self.days :]
+        elif streak:
             streak = []
         hit = None
         fire = False
@@ -345,7 +355,10 @@ class PowerLogisticsStall(Rule):
 # --------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _month_key(ordinal: int) -> int:
+    # cached: the monthly rules ask for it every firm-day, and building a date costs more than
+    # the lookup (one entry per calendar day ever seen: a few thousand ints over years)
     d = date.fromordinal(ordinal)
     return d.year * 12 + d.month - 1
 
@@ -416,11 +429,11 @@ class TaxDecline(Rule):
     def step(self, state: dict | None, day: Day) -> tuple[dict | None, dict]:
         st = state or {"b": None, "ref": [], "n": 0, "run": [], "on": False}
         bucket = st["b"]
-        ref = [list(e) for e in st["ref"]]
+        ref = st["ref"]  # ref and run are copied on write (only when a bucket closes)
         n = st["n"]
-        run = [list(e) for e in st["run"]]
+        run = st["run"]
         on = st["on"]
-        key = self._key(day.ordinal)
+        key = _month_key(day.ordinal) if self.period == "month" else (day.ordinal - 1) // 7  # _key, inlined
         hit = None
         closed = False
         if bucket is not None and key != bucket[0]:
@@ -442,8 +455,8 @@ class TaxDecline(Rule):
                         shrunk = (total + k) / (ref_rate * days + k)
                         down = shrunk < 1.0 - self.drop
                 if down:
-                    run.append([_bucket_label(bkey, self.period), _r4(rate), _r4(ref_rate), _r4(shrunk)])
-                    run = run[-self.buckets :]
+                    run = (run + [[_bucket_label(bkey, self.period), _r4(rate), _r4(ref_rate),
+                                   _r4(shrunk)]])[-self.buckets :]
                 else:
                     if judged:
                         run = []
@@ -510,13 +523,12 @@ class OrderDrop(Rule):
 
     def step(self, state: dict | None, day: Day) -> tuple[dict | None, dict]:
         st = state or {"w": [], "t": [0.0, 0.0], "on": False}
-        win = [list(e) for e in st["w"]]
-        t = list(st["t"])
+        win = st["w"]  # copied on write: the entries are never mutated
+        t = st["t"]
         on = st["on"]
         if day.warming_up or day.silent or day.pay_expected is None:
             return None, {"w": win, "t": t, "on": on}
-        win.append([day.ordinal, _r4(day.pay_in), _r4(day.pay_expected), day.pay_in_n])
-        win = win[-self.days :]
+        win = (win + [[day.ordinal, _r4(day.pay_in), _r4(day.pay_expected), day.pay_in_n]])[-self.days :]
         if day.pay_in_n > 0:
             d = 0.5 ** (1.0 / 30.0)
             t = [d * t[0] + day.pay_in, d * t[1] + day.pay_in_n]
@@ -524,8 +536,10 @@ class OrderDrop(Rule):
         fire = False
         if len(win) == self.days and t[1] > 0:
             ticket = t[0] / t[1]
-            inflow = sum(e[1] for e in win)
-            expected = sum(e[2] for e in win)
+            inflow = expected = 0  # summed in window order from 0, as sum() does
+            for e in win:
+                inflow += e[1]
+                expected += e[2]
             exp_n = expected / ticket if ticket > 0 else 0.0
             if exp_n >= self.min_expected_payments and expected > 0:
                 ratio = inflow / expected
@@ -579,13 +593,13 @@ class ElectricityGrowth(Rule):
     def step(self, state: dict | None, day: Day) -> tuple[dict | None, dict]:
         st = state or {"b": None, "m": [], "on": False}
         b = st["b"]
-        months = [list(e) for e in st["m"]]
+        months = st["m"]  # copied on write (only when a month closes)
         on = st["on"]
         key = _month_key(day.ordinal)
         closed = False
         if b is not None and key != b[0]:
             if b[3] >= self.min_days:
-                months.append([_bucket_label(b[0], "month"), _r4(b[1] / b[3]), _r4(b[2] / b[3])])
+                months = months + [[_bucket_label(b[0], "month"), _r4(b[1] / b[3]), _r4(b[2] / b[3])]]
             else:
                 months = []  # a month without enough observed days breaks the series
             months = months[-(self.months + 1) :]

@@ -14,7 +14,11 @@ refuses to go on when a co-partitioned topic already exists with another partiti
 
 Quirks of the embedded broker worth knowing: idle consumers make it spin CPU (keep them few and stop
 them promptly), and a SIGKILLed consumer-group member is replaced promptly only with static
-membership (``group_instance_id``).
+membership (``group_instance_id``). Across a restart it keeps its records and committed offsets
+but forgets consumer-group generations and idempotent-producer state, and may lose the first
+transaction an old producer session commits afterwards; see docs/reliability.md for what riskmon
+does about each. :meth:`EmbeddedBroker.stop` stops it through its control channel, because
+signals lose acknowledged records.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
 
 #: Name of the broker's log file inside its data dir (stdout and stderr of the process).
 LOG_NAME = "riskmon-broker.log"
+#: noida-db's control file in its data dir (pid, control port and token of the running server).
+CONTROL_NAME = "noida.control.json"
 #: How long :meth:`EmbeddedBroker.start` waits for the broker to answer Kafka requests.
 DEFAULT_START_TIMEOUT = 30.0
 #: How long :meth:`EmbeddedBroker.stop` waits after SIGTERM before sending SIGKILL.
@@ -370,11 +377,19 @@ class EmbeddedBroker:
         return BrokerError(msg)
 
     def stop(self) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL after ``stop_timeout``); data is kept."""
+        """Stop the broker without losing acknowledged writes; data is kept.
+
+        The broker's Kafka service is stopped first through its control channel (``noida-db
+        stop kafka --data-dir DIR``: it closes client connections, then saves), then the process
+        (``noida-db down``). Only when that fails does it get SIGTERM, then SIGKILL after
+        ``stop_timeout``. noida-db 0.2.3 keeps answering, and acknowledging, produce requests
+        while it saves on SIGTERM, SIGINT or a bare ``down``, and those records are missing
+        after a restart; SIGKILL loses everything since its last periodic save (see
+        ``tests/streams/test_broker_restart.py`` and ``docs/reliability.md``)."""
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
+        if proc.poll() is None and not self._graceful_down(proc):
             try:
                 proc.send_signal(signal.SIGTERM)
             except ProcessLookupError:
@@ -385,6 +400,35 @@ class EmbeddedBroker:
                 self._kill()
         self._proc = None
         self._close_log()
+
+    def _graceful_down(self, proc: "subprocess.Popen[bytes]") -> bool:
+        """``noida-db stop kafka`` then ``noida-db down``; True once ``proc`` has exited.
+        Only for a broker that announced its control channel in its data dir."""
+        if self._data_dir is None:
+            return False
+        try:
+            control = json.loads((self._data_dir / CONTROL_NAME).read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(control, dict) or control.get("pid") != proc.pid:
+            return False
+        try:
+            binary = str(self._binary or find_binary())
+            for command in (["stop", "kafka"], ["down"]):
+                subprocess.run(
+                    [binary, *command, "--data-dir", str(self._data_dir)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=self.stop_timeout + 30,  # saving a large data dir takes a while
+                    check=False,
+                )
+                if proc.poll() is not None:
+                    break
+            proc.wait(timeout=self.stop_timeout)
+        except (OSError, BrokerError, subprocess.TimeoutExpired):
+            return False
+        return True
 
     def _kill(self) -> None:
         proc = self._proc

@@ -16,6 +16,11 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     from riskmon.events import json_schemas
 
     schemas = json_schemas()
+    if args.outputs:
+        from alerts.schema import output_schemas
+
+        schemas = output_schemas()
+        args.type = "all"
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +69,12 @@ def _lazy(target: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-_BENCHMARKS = {"simulate": _lazy("producers.simulator:bench_main"), "stream": _lazy("streams.bench:main")}
+_BENCHMARKS = {
+    "simulate": _lazy("producers.simulator:bench_main"),
+    "stream": _lazy("streams.bench:main"),
+    "crash": _lazy("streams.resilience:crash_main"),
+    "soak": _lazy("streams.resilience:soak_main"),
+}
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -84,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("schema", help="print or export the JSON Schemas of the event contract")
+    p = sub.add_parser("schema", help="print or export the JSON Schemas of the event contract (or outputs)")
     p.add_argument("--type", default="all", choices=["all", "event", "electricity", "invoice", "logistics", "payment"])
     p.add_argument("--out", help="write one <type>.schema.json per type into this directory")
+    p.add_argument("--outputs", action="store_true",
+                   help="the schemas of the alert and action topics instead (see docs/alerts.md)")
     p.set_defaults(func=_cmd_schema)
 
     p = sub.add_parser("validate", help="check event files against the contract")
@@ -162,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-file", action="store_true", help="also print each file's raw standard score")
     p.set_defaults(func=_lazy("detectors.nab:main"))
 
+    p = sub.add_parser("tail", help="print alerts, credit actions, risk-share changes or watch-list events")
+    from alerts.tail import add_arguments as _tail_arguments
+
+    _tail_arguments(p)
+    p.set_defaults(func=_lazy("alerts.tail:main"))
+
     p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground")
     p.add_argument("--port", type=int, default=9092)
     p.add_argument("--data-dir", help="data directory (default: a fresh temporary one)")
@@ -175,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_lazy("riskmon.demo:main"))
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("what", choices=["simulate", "stream"])
+    p.add_argument("what", choices=["simulate", "stream", "crash", "soak"],
+                   help="simulate: generation speed; stream: per-stage throughput and latency; crash: "
+                   "repeated worker SIGKILLs vs a clean run; soak: sustained load with memory over time")
     p.add_argument("--firms", type=int, default=2000)
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--path", help="stream: a simulation directory to use instead of simulating")
@@ -185,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--runs", type=int, default=3)
+    from streams.resilience import add_arguments as _resilience_arguments
+
+    _resilience_arguments(p)
     p.set_defaults(func=_cmd_bench)
     return parser
 

@@ -33,7 +33,6 @@ def main(args: Any) -> int:
     from riskmon.broker import EmbeddedBroker
     from riskmon.services import ServiceGroup, ingest_service, worker_service
     from riskmon.topics import ensure_pipeline_topics
-    from streams.registry import FirmRegistry
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -41,7 +40,6 @@ def main(args: Any) -> int:
     print(f"[1/4] simulating {args.firms} firms x {args.days} days (seed {args.seed}) into {sim_dir}")
     sim = simulate(args.firms, args.days, args.seed, sim_dir)
     print("      " + sim.format().replace("\n", "\n      "))
-    registry = FirmRegistry.from_file(sim_dir / "truth.jsonl")
 
     settings = Settings()
     with ExitStack() as stack:
@@ -71,90 +69,126 @@ def main(args: Any) -> int:
         print("      " + replay.format().replace("\n", "\n      "))
 
         print("[4/4] waiting for the stream worker to close every firm-day")
-        vitality, detections = asyncio.run(_follow_vitality(settings, group, replay.seconds))
+        followed = asyncio.run(_follow_outputs(settings, group))
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    _summary(vitality, detections, registry, sim, replay, out)
+    _summary(followed, replay, out)
     from riskmon.report import write_report
 
-    report = write_report(out / "vitality.jsonl", out / "report", alerts=list(detections.values()))
+    alerts = [a for a in followed.actions["alerts"].values() if a["event"] != "resolved"]
+    report = write_report(out / "vitality.jsonl", out / "report", alerts=alerts)
     print(f"  report: {report.get('html', out / 'report' / 'index.html')}")
     return 0
 
 
-async def _follow_vitality(settings: Settings, group: Any, replay_seconds: float) -> tuple[dict, dict]:
-    """Read riskmon.vitality and riskmon.detections until both stay idle, showing progress."""
+class Followed:
+    """What the demo read back: vitality by (firm, day), alerts and actions by id (deduplicated
+    as a subscriber would), and the wall time the stream took."""
+
+    def __init__(self) -> None:
+        from riskmon.wire import ACTION_TOPICS
+
+        self.vitality: dict[tuple[str, str], dict] = {}
+        self.actions: dict[str, dict[str, dict]] = {kind: {} for kind in ACTION_TOPICS}
+        self.seconds = 0.0
+
+
+async def _follow_outputs(settings: Settings, group: Any, idle_s: float = 20.0) -> Followed:
+    """Read riskmon.vitality and the alert and action topics until they stay idle, showing a
+    progress line (every 10 s when stderr is not a terminal)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from riskmon.wire import DETECTIONS_TOPIC, VITALITY_TOPIC
+    from alerts.schema import ID_FIELDS
+    from riskmon.wire import ACTION_TOPICS, VITALITY_TOPIC
 
+    kind_of = {topic: kind for kind, topic in ACTION_TOPICS.items()}
     consumer = AIOKafkaConsumer(
-        **settings.kafka_client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest"
+        **settings.kafka_client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
+        isolation_level="read_committed",
     )
     await consumer.start()
-    latest: dict[tuple[str, str], dict] = {}
-    detections: dict[tuple[str, str, str], dict] = {}  # deduplicated by (firm, day, name)
+    got = Followed()
     started = time.monotonic()
+    printed = started
     try:
-        consumer.assign(
-            [TopicPartition(t, p) for t in (VITALITY_TOPIC, DETECTIONS_TOPIC) for p in range(settings.partitions)]
-        )
+        topics = (VITALITY_TOPIC, *ACTION_TOPICS.values())
+        consumer.assign([TopicPartition(t, p) for t in topics for p in range(settings.partitions)])
         last_data = time.monotonic()
-        while time.monotonic() - last_data < 20:
+        while time.monotonic() - last_data < idle_s:
             batch = await consumer.getmany(timeout_ms=500)
             for tp, messages in batch.items():
                 for m in messages:
                     rec = orjson.loads(m.value)
                     if tp.topic == VITALITY_TOPIC:
-                        latest[(rec["firm_id"], rec["day"])] = rec
+                        got.vitality[(rec["firm_id"], rec["day"])] = rec
                     else:
-                        detections[(rec["firm_id"], rec["day"], rec["name"])] = rec
+                        kind = kind_of[tp.topic]
+                        got.actions[kind].setdefault(rec[ID_FIELDS[kind]], rec)
                 last_data = time.monotonic()
-            bands = Counter(r["band"] for r in latest.values())
-            _status(
-                f"      firm-days closed {len(latest):,}  "
+            bands = Counter(r["band"] for r in got.vitality.values())
+            credit = Counter(c["action"] for c in got.actions["credit"].values())
+            line = (
+                f"      firm-days closed {len(got.vitality):,}  "
                 + "  ".join(f"{b} {n:,}" for b, n in sorted(bands.items()))
-                + f"  detections {len(detections):,}  ({time.monotonic() - started:.0f} s)"
+                + f"  alerts {len({a['alert_id'] for a in got.actions['alerts'].values()}):,}"
+                + f"  freezes {credit.get('FREEZE_ADJUSTMENTS', 0):,}"
+                + f"  ({time.monotonic() - started:.0f} s)"
             )
+            if sys.stderr.isatty():
+                _status(line)
+            elif time.monotonic() - printed >= 10:
+                print(line, flush=True)
+                printed = time.monotonic()
             group.check_alive()
     finally:
         await consumer.stop()
-    return latest, detections
+    got.seconds = last_data - started
+    return got
 
 
-def _summary(vitality: dict, detections: dict, registry: Any, sim: Any, replay: Any, out: Path) -> None:
+def _summary(got: Followed, replay: Any, out: Path) -> None:
+    from alerts.tail import format_message
+    from streams.backtest import ACTION_FILES, format_actions_summary
+
+    vitality = got.vitality
     firms = {firm for firm, _ in vitality}
     days = sorted({day for _, day in vitality})
     last_day = days[-1] if days else None
     final_bands = Counter(rec["band"] for (f, d), rec in vitality.items() if d == last_day)
     ever_distress = sorted({f for (f, d), rec in vitality.items() if rec["band"] == "distress"})
+    actions = {kind: sorted(msgs.values(), key=lambda m: (m["day"], m["firm_id"])) for kind, msgs in got.actions.items()}
     print()
     print("riskmon demo summary")
     print(f"  events replayed      {replay.events:,} in {replay.seconds:.1f} s ({replay.events_per_second:,.0f} events/s)")
+    print(f"  stream caught up     {got.seconds:.1f} s after the replay ended")
     print(f"  firms scored         {len(firms):,}")
     print(f"  firm-days closed     {len(vitality):,} ({days[0] if days else '-'} .. {last_day or '-'})")
     print(f"  bands on {last_day}: " + ", ".join(f"{b} {n}" for b, n in sorted(final_bands.items())))
     print(f"  firms ever in distress: {len(ever_distress)}")
-    new = [d for d in detections.values() if d.get("new", True)]
-    by_level = Counter(d["level"] for d in new)
-    print("  detections (new episodes) by level: " + (", ".join(f"{lvl} {n}" for lvl, n in sorted(by_level.items())) or "none"))
-    freezes = {d["firm_id"] for d in new if d.get("action") == "FREEZE_ADJUSTMENTS"}
-    print(f"  firms with a freeze-worthy detection: {len(freezes)}")
-    truth = {}
+    print("  " + format_actions_summary(actions).replace("\n", "\n  "))
+    truth: dict[str, str] = {}
     truth_path = out / "sim" / "truth.jsonl"
     if truth_path.exists():
         for line in truth_path.read_bytes().splitlines():
             row = orjson.loads(line)
             truth[row["firm_id"]] = row["scenario"]
-        warned = Counter(truth.get(d["firm_id"], "?") for d in {d["firm_id"]: d for d in new if d["level"] in ("warning", "critical")}.values())
-        print("  firms warned by scenario: " + ", ".join(f"{k} {v}" for k, v in sorted(warned.items())))
+        frozen = Counter(truth.get(c["firm_id"], "?") for c in actions["credit"] if c["action"] == "FREEZE_ADJUSTMENTS")
+        print("  freezes by scenario: " + (", ".join(f"{k} {v}" for k, v in sorted(frozen.items())) or "none"))
+    freezes = [c for c in actions["credit"] if c["action"] == "FREEZE_ADJUSTMENTS"]
+    if freezes:
+        firm = freezes[0]["firm_id"]
+        print(f"  one firm's story ({firm}, scenario {truth.get(firm, '?')}):")
+        for kind in ("alerts", "credit", "riskshare"):
+            for m in actions[kind]:
+                if m["firm_id"] == firm:
+                    print("    " + format_message(kind, m)[:160])
     path = out / "vitality.jsonl"
     with path.open("wb") as fh:
         for key in sorted(vitality):
             fh.write(orjson.dumps(vitality[key]) + b"\n")
     print(f"  vitality updates written to {path}")
-    det_path = out / "detections.jsonl"
-    with det_path.open("wb") as fh:
-        for key in sorted(detections):
-            fh.write(orjson.dumps(detections[key]) + b"\n")
-    print(f"  detections written to {det_path}")
+    for kind, name in ACTION_FILES.items():
+        with (out / name).open("wb") as fh:
+            for m in actions[kind]:
+                fh.write(orjson.dumps(m) + b"\n")
+    print(f"  alerts and actions written to {out}/{{" + ",".join(ACTION_FILES.values()) + "}")

@@ -17,7 +17,7 @@ riskmon.events.EventError: firm_id: String should have at least 1 character; ...
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union
 
 import orjson
@@ -41,6 +41,13 @@ MAX_AMOUNT_CNY = 1e12
 MAX_KWH_PER_INTERVAL = 1e6
 #: A serialized event larger than this (bytes) is rejected before parsing.
 MAX_EVENT_BYTES = 16 * 1024
+#: ``event_time`` and ``delivered_at`` must lie in this range (inclusive). Earlier or later
+#: timestamps are unit or clock errors, and one of them could make the stream processors close
+#: (and score) decades of empty firm-days or dates that do not exist.
+MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)
+MIN_EVENT_EPOCH = MIN_EVENT_TIME.timestamp()
+MAX_EVENT_EPOCH = MAX_EVENT_TIME.timestamp()
 
 EventType = Literal["electricity", "invoice", "logistics", "payment"]
 EVENT_TYPES: tuple[str, ...] = ("electricity", "invoice", "logistics", "payment")
@@ -68,7 +75,8 @@ class _EventBase(BaseModel):
     event_id: Identifier = Field(description="Unique id of the event; a re-delivery carries the same id.")
     firm_id: FirmId = Field(description="The borrowing firm the event belongs to; the Kafka key.")
     event_time: AwareDatetime = Field(
-        description="When the event happened at its source (ISO 8601 with a UTC offset)."
+        description="When the event happened at its source (ISO 8601 with a UTC offset), "
+        "between 2000-01-01 and 2100-01-01 UTC."
     )
     delivered_at: AwareDatetime | None = Field(
         default=None,
@@ -92,6 +100,15 @@ class _EventBase(BaseModel):
             return datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"not an ISO 8601 timestamp: {value[:40]!r}") from None
+
+    @field_validator("event_time", "delivered_at", mode="after")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not MIN_EVENT_TIME <= value <= MAX_EVENT_TIME:
+            raise ValueError(
+                f"outside {MIN_EVENT_TIME.isoformat()} .. {MAX_EVENT_TIME.isoformat()}"
+            )
+        return value
 
     @field_validator("delivered_at", mode="after")
     @classmethod

@@ -16,7 +16,9 @@ from typing import Any
 
 from riskmon.events import (
     MAX_AMOUNT_CNY,
+    MAX_EVENT_EPOCH,
     MAX_KWH_PER_INTERVAL,
+    MIN_EVENT_EPOCH,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -25,8 +27,9 @@ from riskmon.events import (
 
 _ID_OK = re.compile(r"[A-Za-z0-9_.:\-]+").fullmatch
 _FIRM_OK = re.compile(r"[A-Za-z0-9_.\-]+").fullmatch
-# Fast-path timestamps are limited to this range (float precision stays far below 1 µs).
-_TS_MIN, _TS_MAX = 1.0, 7.0e9
+# Fast-path timestamps are limited to the contract's range (``riskmon.events.MIN_EVENT_TIME`` ..
+# ``MAX_EVENT_TIME``, inclusive; float precision stays far below 1 µs there).
+_TS_MIN, _TS_MAX = MIN_EVENT_EPOCH, MAX_EVENT_EPOCH
 _TS_CACHE: dict[str, float] = {}
 _TS_CACHE_MAX = 200_000
 

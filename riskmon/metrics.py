@@ -13,8 +13,10 @@ The adapters call narrow recording functions with numbers they already have:
   dead letters of one poll) and :func:`update_aiokafka_lag`;
 * worker: :meth:`RiskmonMetrics.worker_step` after each internal record, :meth:`checkpoint_timer`
   around a checkpoint, :meth:`partitions_revoked`, and :func:`update_faust_lag` on a timer;
-* detection: :meth:`worker_step` also counts the detection engine's output (new episodes as
-  alerts by rule and level, credit-line freezes from FREEZE_ADJUSTMENTS detections);
+* alerts and actions: :meth:`worker_step` also counts the alert policy's output
+  (:meth:`record_actions`: alerts raised or escalated by triggering rule/model and level,
+  freezes, frozen credit lines, risk-share adjustments); a worker without the policy counts the
+  detection engine's new episodes as alerts and FREEZE_ADJUSTMENTS detections as freezes;
 * governance and actions: :meth:`record_drift` / :meth:`record_governance` (PSI, breakers from
   ``detectors.drift``), :meth:`alert`, :meth:`risk_share_adjusted`, :meth:`set_psi`,
   :meth:`set_circuit_breaker`, :meth:`declare` (series that exist before their first value).
@@ -519,10 +521,35 @@ class RiskmonMetrics:
         if out.late:
             self.record_late(out.late)
         freezes = None
-        if getattr(pipeline, "detector", None) is not None:
+        if getattr(pipeline, "policy", None) is not None:
+            self.record_actions(out, partition)
+        elif getattr(pipeline, "detector", None) is not None:
             freezes = self.record_detections(getattr(out, "detections", None) or ())
         if out.vitality:
             self.record_vitality(out.vitality, partition, record_timestamp, freezes=freezes)
+
+    def record_actions(self, out: Any, partition: int | None = None, now: float | None = None) -> None:
+        """Count the alert policy's output (``Emitted.alerts``/``credit``/``riskshare``): alerts
+        raised or escalated per triggering rule/model and level, freezes started, the frozen
+        credit lines, risk-share adjustments by direction."""
+        now = self.clock() if now is None else now
+        for _, value in out.alerts:
+            a = orjson.loads(value)
+            if a["event"] != "resolved":
+                self.alert(a["name"], a["level"], a["day"], now)
+        for _, value in out.credit:
+            c = orjson.loads(value)
+            if c["action"] == FREEZE_ACTION:
+                self.freezes_total.inc()
+            self.freeze_state.update(c["firm_id"], "all", "frozen" if c["after"] == "frozen" else "free", partition)
+        for _, value in out.riskshare:
+            r = orjson.loads(value)
+            self.risk_share_adjusted("up" if r["after"]["fiscal"] > r["before"]["fiscal"] else "down")
+
+    def restore_frozen(self, firm_ids: Iterable[str], partition: int | None = None) -> None:
+        """Credit lines that are frozen in state a worker restored (a takeover, a restart)."""
+        for firm_id in firm_ids:
+            self.freeze_state.update(firm_id, "all", "frozen", partition)
 
     def partitions_assigned(self, n: int) -> None:
         self.partitions_owned.set(n)
@@ -610,6 +637,58 @@ class RiskmonMetrics:
             server.shutdown()
             server.server_close()
         self._servers.clear()
+
+
+class StreamDrift:
+    """PSI of each model's score per industry segment, from the firm-days this worker closes
+    (``Emitted.drift_rows``), into ``riskmon_psi{model,segment}``.
+
+    A metrics view, not an output: each worker sees the firms of its own partitions (a random
+    sample of each segment, since firms are hashed to partitions), so with several workers
+    Prometheus holds one series per worker and the dashboard takes the maximum. A day is handed
+    to :class:`detectors.drift.DriftMonitor` once some partition has closed a later day; rows of
+    a day already handed over (a partition far behind the others) are counted in
+    :attr:`late_rows` and left out.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> from detectors.drift import DriftConfig, DriftMonitor
+    >>> m = RiskmonMetrics(CollectorRegistry(), component="worker")
+    >>> drift = StreamDrift(m, DriftMonitor(DriftConfig(reference_days=1, window_days=1, min_daily=1, min_count=1)))
+    >>> row = lambda firm, s: (firm, "retail", False, {"m": s}, {})
+    >>> _ = drift.add([("2026-01-01", row("F1", 0.1)), ("2026-01-01", row("F2", 0.1))])
+    >>> _ = drift.add([("2026-01-02", row("F1", 0.95)), ("2026-01-02", row("F2", 0.95))])
+    >>> _ = drift.add([("2026-01-03", row("F1", 0.1))])
+    >>> m.value("riskmon_psi", model="m", segment="retail") > 0.25
+    True
+    """
+
+    def __init__(self, metrics: "RiskmonMetrics", monitor: Any = None) -> None:
+        if monitor is None:
+            from detectors.drift import DriftMonitor
+
+            monitor = DriftMonitor()
+        self.metrics = metrics
+        self.monitor = monitor
+        self.pending: dict[str, list[tuple]] = {}
+        self.handed_through: str | None = None
+        self.late_rows = 0
+
+    def add(self, rows: Iterable[tuple[str, tuple]]) -> list[dict]:
+        """Add closed firm-days; returns the drift events of the days handed over."""
+        for day, row in rows:
+            if self.handed_through is not None and day <= self.handed_through:
+                self.late_rows += 1
+                continue
+            self.pending.setdefault(day, []).append(row)
+        events: list[dict] = []
+        if len(self.pending) > 1:
+            latest = max(self.pending)
+            for day in sorted(d for d in self.pending if d < latest):
+                events += self.monitor.on_day(day, self.pending.pop(day))
+                self.metrics.record_drift(self.monitor.daily, day)
+                self.monitor.daily.clear()  # only the latest day is shown; keep memory flat
+                self.handed_through = day
+        return events
 
 
 def start_metrics_server(

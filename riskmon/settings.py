@@ -6,6 +6,19 @@
 >>> import os; os.environ["RISKMON_PARTITIONS"] = "12"; Settings().partitions
 12
 >>> del os.environ["RISKMON_PARTITIONS"]
+
+Secrets (the SASL and TLS-key passwords) never show in a repr, a str or a dump
+(docs/security.md); only ``kafka_client_kwargs()`` hands them to the Kafka client:
+
+>>> s = Settings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+...              sasl_username="riskmon", sasl_password="hunter2", ssl_password="key-pw")
+>>> [secret in text for secret in ("hunter2", "key-pw")
+...  for text in (repr(s), str(s), s.model_dump_json(), str(s.model_dump()))]
+[False, False, False, False, False, False, False, False]
+>>> s.sasl_password
+SecretStr('**********')
+>>> s.kafka_client_kwargs()["sasl_plain_password"]
+'hunter2'
 """
 
 from __future__ import annotations
@@ -41,6 +54,9 @@ class Settings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
+    ssl_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted ssl_keyfile. Never logged."
+    )
 
     # --- embedded broker --------------------------------------------------------------------
     embedded_host: str = Field(default="127.0.0.1", description="Address the embedded broker binds.")
@@ -64,6 +80,32 @@ class Settings(BaseSettings):
     # --- stream worker ----------------------------------------------------------------------
     detection_enabled: bool = Field(
         default=True, description="Run the detection engine on every closed firm-day."
+    )
+    detection_config_file: Path | None = Field(
+        default=None,
+        description="JSON file with the detection engine's configuration (rules and models, see "
+        "detectors.engine.EngineConfig.from_dict); unset: the defaults.",
+    )
+    alerts_enabled: bool = Field(
+        default=True,
+        description="Turn detections into alerts, credit-line actions and risk-share changes "
+        "(needs detection_enabled).",
+    )
+    alert_resolve_after_days: int = Field(
+        default=7, ge=1, description="An alert resolves after this many clean days with data."
+    )
+    credit_release_after_days: int = Field(
+        default=7, ge=1, description="A frozen credit line is released after this many clean days with data."
+    )
+    breaker_open: str = Field(
+        default="",
+        description="Comma-separated models whose circuit breaker is open: their alerts go to human "
+        "review and cannot freeze a credit line.",
+    )
+    alert_policy_file: Path | None = Field(
+        default=None,
+        description="JSON file with the full alert policy (alerts.policy.PolicyConfig fields); "
+        "the three options above override it.",
     )
     app_id: str = Field(default="riskmon", min_length=1, description="Faust app id (consumer group).")
     worker_id: str = Field(
@@ -90,6 +132,22 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
 
+    # --- ingest stage -----------------------------------------------------------------------
+    ingest_max_future_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Dead-letter events delivered, and watermarks dated, more than this many "
+        "seconds after the ingest stage's clock (e.g. 86400). Unset: no check (replays of "
+        "simulated future data keep working); recommended in production.",
+    )
+    ingest_redo_after_failure_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="After a broker failure, the ingest stage forwards again every transaction "
+        "it committed this many seconds before noticing it (the stream workers drop the "
+        "duplicates), in case the broker lost some it had acknowledged. 0: no redo.",
+    )
+
     def lateness_s(self) -> dict[str, float]:
         return {
             "electricity": self.lateness_electricity_s,
@@ -97,6 +155,21 @@ class Settings(BaseSettings):
             "logistics": self.lateness_logistics_s,
             "payment": self.lateness_payment_s,
         }
+
+    def policy_config(self) -> Any:
+        """The alert policy (:class:`alerts.policy.PolicyConfig`) these settings describe."""
+        import orjson
+
+        from alerts.policy import PolicyConfig
+
+        base: dict[str, Any] = {}
+        if self.alert_policy_file is not None:
+            base = orjson.loads(Path(self.alert_policy_file).read_bytes())
+        base["resolve_after_clean_days"] = self.alert_resolve_after_days
+        base["release_after_clean_days"] = self.credit_release_after_days
+        opened = {m.strip() for m in self.breaker_open.split(",") if m.strip()}
+        base["breaker_open"] = sorted(set(base.get("breaker_open", ())) | opened)
+        return PolicyConfig.from_dict(base)
 
     @field_validator("sasl_mechanism", mode="before")
     @classmethod
@@ -117,6 +190,7 @@ class Settings(BaseSettings):
                 cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
                 certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
                 keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                password=self.ssl_password.get_secret_value() if self.ssl_password else None,
             )
             ctx.check_hostname = self.ssl_check_hostname
             kwargs["ssl_context"] = ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from riskmon.settings import Settings
 from riskmon.wire import (
+    ACTION_TOPICS,
     DETECTIONS_TOPIC,
     EVENT_TOPICS,
     LATE_TOPIC,
@@ -26,6 +27,7 @@ def pipeline_topics() -> list[str]:
         LATE_TOPIC,
         VITALITY_TOPIC,
         DETECTIONS_TOPIC,
+        *ACTION_TOPICS.values(),
     ]
 
 

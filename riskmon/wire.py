@@ -44,6 +44,17 @@ REPLAY_DLQ_TOPIC = "riskmon.events.dlq"
 LATE_TOPIC = "riskmon.events.late"
 VITALITY_TOPIC = "riskmon.vitality"
 DETECTIONS_TOPIC = "riskmon.detections"
+ALERTS_TOPIC = "riskmon.alerts"
+CREDIT_TOPIC = "riskmon.actions.credit"
+RISKSHARE_TOPIC = "riskmon.actions.riskshare"
+WATCHLIST_TOPIC = "riskmon.watchlist"
+#: The alert policy's outputs (:mod:`alerts.policy`), by kind.
+ACTION_TOPICS: dict[str, str] = {
+    "alerts": ALERTS_TOPIC,
+    "credit": CREDIT_TOPIC,
+    "riskshare": RISKSHARE_TOPIC,
+    "watchlist": WATCHLIST_TOPIC,
+}
 
 BATCH_MARKER = "riskmon_batch"
 WATERMARK_MARKER = "riskmon_watermark"

@@ -34,12 +34,13 @@ from typing import Any
 import faust
 import orjson
 
+from riskmon.kafka_tuning import apply_faust_patches
 from riskmon.metrics import RiskmonMetrics
 from riskmon.settings import Settings
 from riskmon.topics import INTERNAL_TOPIC
-from riskmon.wire import DETECTIONS_TOPIC, LATE_TOPIC, VITALITY_TOPIC, partition_for
+from riskmon.wire import ACTION_TOPICS, DETECTIONS_TOPIC, LATE_TOPIC, VITALITY_TOPIC, partition_for
 from streams.eventtime import FirmState
-from streams.pipeline import Emitted, PartitionPipeline, default_detector
+from streams.pipeline import Emitted, PartitionPipeline, default_detector, default_policy
 from streams.registry import FirmRegistry
 
 log = logging.getLogger("riskmon.worker")
@@ -98,6 +99,7 @@ def create_app(
         raise ValueError("the stream worker needs RISKMON_BOOTSTRAP_SERVERS")
     registry = registry if registry is not None else FirmRegistry.from_file(settings.firms_file)
     _read_committed_worker_consumer()
+    apply_faust_patches()
     partitions = settings.partitions
     brokers = [f"kafka://{b.strip()}" for b in settings.bootstrap_servers.split(",")]
     app = faust.App(
@@ -122,6 +124,9 @@ def create_app(
         # Records are acknowledged only at checkpoints; a rebalance must not wait for them (it
         # would wait forever). Unacknowledged records are reprocessed by the next owner.
         stream_wait_empty=False,
+        # Faust counts its read-ahead in records, and ours are envelopes of hundreds of events:
+        # its default (4,096 records) lets a lagging worker hold about a gigabyte of input.
+        stream_buffer_maxsize=512,
     )
     if metrics is not None:
         from riskmon.metrics import attach_faust_sensor
@@ -144,7 +149,23 @@ def create_app(
     as_json = faust.Schema(key_serializer="json", value_serializer="json")
     firm_table = app.Table("firmstate", partitions=partitions, schema=as_json)
     meta_table = app.Table("partmeta", partitions=partitions, schema=as_json)
-    detector = default_detector() if settings.detection_enabled else None
+    action_topics = {
+        kind: app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
+        for kind, name in ACTION_TOPICS.items()
+    }
+    detector = default_detector(settings) if settings.detection_enabled else None
+    policy = default_policy(settings) if detector is not None and settings.alerts_enabled else None
+    if metrics is not None and policy is not None:
+        # The breaker state this worker acts on (set by operators or governance via settings).
+        models = [m.name for m in detector.config.models if m.enabled]
+        metrics.declare(models=models)
+        for model in policy.config.breaker_open:
+            metrics.set_circuit_breaker(model, True)
+    drift = None
+    if metrics is not None and detector is not None:
+        from riskmon.metrics import StreamDrift
+
+        drift = StreamDrift(metrics)
     runtimes: dict[int, PartitionRuntime] = {}
     app.riskmon_runtimes = runtimes  # type: ignore[attr-defined]
 
@@ -155,6 +176,8 @@ def create_app(
             lateness_s=settings.lateness_s(),
             tz=settings.timezone,
             detector=detector,
+            policy=policy,
+            collect_drift_rows=drift is not None,
         )
         meta = meta_table.get(str(p))
         firms = [
@@ -163,6 +186,10 @@ def create_app(
             if partition_for(firm_id, partitions) == p
         ]
         pipeline.restore(meta, firms)
+        if metrics is not None and policy is not None:
+            metrics.restore_frozen(
+                (f.firm_id for f in firms if f.alert_state and f.alert_state["c"]["s"] == "frozen"), p
+            )
         rt = PartitionRuntime(pipeline, checkpoint_offset=meta["k"] if meta else -1)
         # The epoch time lets `riskmon bench stream` tell start-up from processing.
         log.info(
@@ -219,8 +246,16 @@ def create_app(
                 await vitality_topic.send(key=firm_id.encode(), value=value)
             for firm_id, value in out.detections:
                 await detections_topic.send(key=firm_id.encode(), value=value)
+            for kind, topic in action_topics.items():
+                for firm_id, value in getattr(out, kind):
+                    await topic.send(key=firm_id.encode(), value=value)
             if metrics is not None:
                 metrics.worker_step(p, offset, rt.pipeline, out, message.timestamp)
+            if drift is not None and out.drift_rows:
+                for ev in drift.add(out.drift_rows):
+                    if ev["event"] == "retrain" and not ev["holiday"]:
+                        log.warning("drift: %s of %s in %s is %.3f on %s (retrain threshold)",
+                                    ev["kind"].upper(), ev["name"], ev["segment"], ev["value"], ev["day"])
             if out.vitality or len(rt.pending) >= settings.checkpoint_records:
                 checkpoint(p, rt, offset)
 

@@ -34,6 +34,8 @@ class BacktestResult:
     seconds: float = 0.0
     late: list[bytes] = field(default_factory=list)
     detections: list[dict] = field(default_factory=list)
+    #: alert policy output by kind (alerts, credit, riskshare, watchlist), in emission order
+    actions: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -64,6 +66,7 @@ def run_backtest(
     watermark_interval_s: float = WATERMARK_INTERVAL_S,
     score_fn: Any = None,
     detector: Any = None,
+    policy: Any = None,
 ) -> BacktestResult:
     from producers.eventfile import iter_lines
 
@@ -75,6 +78,7 @@ def run_backtest(
         tz=settings.timezone,
         score_fn=score_fn,
         detector=detector,
+        policy=policy,
     )
     schedule = WatermarkSchedule(watermark_interval_s)
     out = Emitted()
@@ -120,6 +124,10 @@ def run_backtest(
         seconds=elapsed,
         late=[v for _, v in out.late],
         detections=[orjson.loads(v) for _, v in out.detections],
+        actions={
+            kind: [orjson.loads(v) for _, v in getattr(out, kind)]
+            for kind in ("alerts", "credit", "riskshare", "watchlist")
+        },
     )
 
 
@@ -128,6 +136,56 @@ def write_vitality(result: BacktestResult, out_path: Path) -> None:
     with out_path.open("wb") as fh:
         for key in sorted(result.vitality):
             fh.write(orjson.dumps(result.vitality[key]) + b"\n")
+
+
+ACTION_FILES: dict[str, str] = {
+    "alerts": "alerts.jsonl",
+    "credit": "actions_credit.jsonl",
+    "riskshare": "actions_riskshare.jsonl",
+    "watchlist": "watchlist.jsonl",
+}
+
+
+def write_actions(result: BacktestResult, out_dir: Path) -> None:
+    """Alerts and actions as JSON lines, one file per topic, in emission order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for kind, name in ACTION_FILES.items():
+        with (out_dir / name).open("wb") as fh:
+            for msg in result.actions.get(kind, ()):
+                fh.write(orjson.dumps(msg) + b"\n")
+
+
+def format_actions_summary(actions: dict[str, list[dict]]) -> str:
+    """Counts of alerts (by transition and level) and actions, for the command line."""
+    alerts = actions.get("alerts", [])
+    peak: dict[str, str] = {}
+    levels = ("info", "watch", "warning", "critical")
+    for a in alerts:
+        if a["event"] != "resolved" and levels.index(a["level"]) >= levels.index(peak.get(a["alert_id"], "info")):
+            peak[a["alert_id"]] = a["level"]
+    by_peak: dict[str, int] = {}
+    for lvl in peak.values():
+        by_peak[lvl] = by_peak.get(lvl, 0) + 1
+    transitions: dict[str, int] = {}
+    for a in alerts:
+        transitions[a["event"]] = transitions.get(a["event"], 0) + 1
+    credit: dict[str, int] = {}
+    for c in actions.get("credit", []):
+        credit[c["action"]] = credit.get(c["action"], 0) + 1
+    share: dict[str, int] = {}
+    for r in actions.get("riskshare", []):
+        share[r["reason"]["code"]] = share.get(r["reason"]["code"], 0) + 1
+    watch = sum(1 for w in actions.get("watchlist", []) if w["event"] == "entered")
+
+    def fmt(d: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in sorted(d.items())) or "none"
+
+    return "\n".join([
+        f"alerts           {len(peak):>12,}  by highest level: {fmt(by_peak)}; messages: {fmt(transitions)}",
+        f"credit actions   {len(actions.get('credit', [])):>12,}  {fmt(credit)}",
+        f"risk-share       {len(actions.get('riskshare', [])):>12,}  {fmt(share)}",
+        f"watch-list entries {watch:>10,}",
+    ])
 
 
 def main(args: Any) -> int:
@@ -141,15 +199,19 @@ def main(args: Any) -> int:
     settings = Settings()
     registry_file = args.firms or registry_path or settings.firms_file
     registry = FirmRegistry.from_file(registry_file)
-    from streams.pipeline import default_detector
+    from streams.pipeline import default_detector, default_policy
 
     # A simulation directory with ground truth is scored by detectors.evaluate, which runs the
     # same detection engine over the vitality written here (so the engine runs once).
     evaluate_truth = path.is_dir() and (path / "truth.jsonl").exists() and settings.detection_enabled
-    detector = default_detector() if settings.detection_enabled and not evaluate_truth else None
-    result = run_backtest(files, settings, registry, detector=detector)
+    with_alerts = settings.detection_enabled and settings.alerts_enabled
+    detector = default_detector(settings) if settings.detection_enabled and (with_alerts or not evaluate_truth) else None
+    policy = default_policy(settings) if with_alerts else None
+    result = run_backtest(files, settings, registry, detector=detector, policy=policy)
     out_path = Path(args.out) if args.out else (path if path.is_dir() else path.parent) / "vitality.jsonl"
     write_vitality(result, out_path)
+    if policy is not None:
+        write_actions(result, out_path.parent)
     c = result.counts
     bands: dict[str, int] = {}
     for rec in result.vitality.values():
@@ -164,13 +226,18 @@ def main(args: Any) -> int:
         for det in result.detections:
             levels[det.get("level", "?")] = levels.get(det.get("level", "?"), 0) + 1
         print(f"detections       {len(result.detections):>12,}  " + ", ".join(f"{k} {v:,}" for k, v in sorted(levels.items())))
+    if policy is not None:
+        print(format_actions_summary(result.actions))
     print(f"seconds          {result.seconds:>12.2f}  ({result.events_per_s:,.0f} events/s)")
     print(f"vitality written to {out_path}")
+    if policy is not None:
+        print(f"alerts and actions written to {out_path.parent}/{{" + ",".join(ACTION_FILES.values()) + "}")
     if evaluate_truth:
         from detectors.evaluate import evaluate, format_report
 
         print()
-        report = evaluate(path)  # reuses the vitality.jsonl just written when it is there
+        config = orjson.loads(settings.detection_config_file.read_bytes()) if settings.detection_config_file else None
+        report = evaluate(path, config)  # reuses the vitality.jsonl just written when it is there
         if getattr(args, "json", False):
             print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
         else:

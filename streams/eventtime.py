@@ -93,6 +93,7 @@ class FirmState:
     seen_ids: dict[int, set[str]] = field(default_factory=dict)  # event ids accepted per open day
     vitality_state: dict | None = None
     detector_state: dict | None = None  # owned by the detection engine run on closed days
+    alert_state: dict | None = None  # owned by the alert policy (alerts, credit line, risk share)
     checkpoint_offset: int = -1  # input offset this state reflects (set by the adapter)
 
     def to_json(self) -> dict[str, Any]:
@@ -102,6 +103,7 @@ class FirmState:
             "i": {str(d): sorted(ids) for d, ids in self.seen_ids.items()},
             "v": self.vitality_state,
             "d": self.detector_state,
+            "a": self.alert_state,
             "k": self.checkpoint_offset,
         }
 
@@ -114,6 +116,7 @@ class FirmState:
             seen_ids={int(d): set(ids) for d, ids in obj["i"].items()},
             vitality_state=obj["v"],
             detector_state=obj.get("d"),
+            alert_state=obj.get("a"),
             checkpoint_offset=obj["k"],
         )
 

@@ -9,13 +9,17 @@ the records to publish: vitality updates (``riskmon.vitality``) and late events
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import orjson
 
 from streams.daily import as_dict
 from streams.eventtime import ClosedDay, FirmState, PartitionCore, ScoreFn, day_iso, parse_time
 from streams.registry import FirmRegistry
+
+if TYPE_CHECKING:
+    from alerts.policy import AlertPolicy
 
 
 def default_score_fn() -> ScoreFn:
@@ -24,11 +28,22 @@ def default_score_fn() -> ScoreFn:
     return lambda state, industry, day, agg: score_day(state, industry, day, agg)
 
 
-def default_detector() -> "DayDetector":
-    """The detection engine (reference rules and per-firm models) run on every closed day."""
-    from detectors.engine import Engine
+def default_detector(settings: Any = None) -> "DayDetector":
+    """The detection engine (reference rules and per-firm models) run on every closed day, with
+    the configuration in ``settings.detection_config_file`` if one is set."""
+    from detectors.engine import Engine, EngineConfig
 
-    return Engine()
+    path = getattr(settings, "detection_config_file", None)
+    if path is None:
+        return Engine()
+    return Engine(EngineConfig.from_dict(orjson.loads(Path(path).read_bytes())))
+
+
+def default_policy(settings: Any = None) -> "AlertPolicy":
+    """The alert policy run after the detection engine (breaker state from the settings)."""
+    from alerts.policy import AlertPolicy
+
+    return AlertPolicy(settings.policy_config() if settings is not None else None)
 
 
 def vitality_record(closed: ClosedDay, industry: str) -> dict[str, Any]:
@@ -50,6 +65,9 @@ class PipelineCounts:
     skipped_replayed: int = 0  # events already reflected in recovered state
     days_closed: int = 0
     detections: int = 0
+    alerts: int = 0
+    credit_actions: int = 0
+    riskshare_changes: int = 0
 
 
 class DayDetector(Protocol):
@@ -64,6 +82,13 @@ class Emitted:
     vitality: list[tuple[str, bytes]] = field(default_factory=list)  # (firm_id, JSON)
     late: list[tuple[str, bytes]] = field(default_factory=list)
     detections: list[tuple[str, bytes]] = field(default_factory=list)
+    alerts: list[tuple[str, bytes]] = field(default_factory=list)
+    credit: list[tuple[str, bytes]] = field(default_factory=list)
+    riskshare: list[tuple[str, bytes]] = field(default_factory=list)
+    watchlist: list[tuple[str, bytes]] = field(default_factory=list)
+    #: (day, (firm_id, industry, holiday, model scores, features)) per closed firm-day, for the
+    #: drift monitor (only when the pipeline collects them)
+    drift_rows: list[tuple[str, tuple]] = field(default_factory=list)
 
 
 class PartitionPipeline:
@@ -79,9 +104,17 @@ class PartitionPipeline:
         tz: str = "Asia/Shanghai",
         score_fn: ScoreFn | None = None,
         detector: DayDetector | None = None,
+        policy: "AlertPolicy | None" = None,
+        collect_drift_rows: bool = False,
     ) -> None:
+        if policy is not None and detector is None:
+            raise ValueError("the alert policy needs the detection engine (detector)")
         self.registry = registry or FirmRegistry()
         self.detector = detector
+        self.policy = policy
+        # Model scores and features of each closed day feed drift monitoring (metrics only);
+        # the engine's step() exposes them, on_day() does not.
+        self._step = getattr(detector, "step", None) if collect_drift_rows else None
         self.core = PartitionCore(
             score_fn=score_fn or default_score_fn(),
             industry_of=self.registry.industry_of,
@@ -149,17 +182,44 @@ class PartitionPipeline:
     def _closed(self, closed: list[ClosedDay], out: Emitted) -> None:
         industry_of = self.registry.industry_of
         detector = self.detector
+        policy = self.policy
         firms = self.core.firms
+        counts = self.counts
         for c in closed:
             record = vitality_record(c, industry_of(c.firm_id))
             out.vitality.append((c.firm_id, orjson.dumps(record)))
             if detector is not None:
                 firm = firms[c.firm_id]
-                detections, firm.detector_state = detector.on_day(firm.detector_state, record)
+                if self._step is not None:
+                    result = self._step(firm.detector_state, record)
+                    detections, firm.detector_state = result.detections, result.state
+                    out.drift_rows.append((record["day"], (
+                        c.firm_id, record["industry"], bool(record.get("holiday")), result.scores, result.features)))
+                else:
+                    detections, firm.detector_state = detector.on_day(firm.detector_state, record)
                 for det in detections:
                     out.detections.append((c.firm_id, orjson.dumps(det)))
-                self.counts.detections += len(detections)
+                counts.detections += len(detections)
+                if policy is not None:
+                    acts, firm.alert_state = policy.on_day(firm.alert_state, record, detections)
+                    if acts["alerts"] or acts["credit"] or acts["riskshare"] or acts["watchlist"]:
+                        self._acts(c.firm_id, acts, out)
         self.counts.days_closed += len(closed)
+
+
+    def _acts(self, firm_id: str, acts: dict[str, list[dict]], out: Emitted) -> None:
+        key = firm_id
+        for msg in acts["alerts"]:
+            out.alerts.append((key, orjson.dumps(msg)))
+        for msg in acts["credit"]:
+            out.credit.append((key, orjson.dumps(msg)))
+        for msg in acts["riskshare"]:
+            out.riskshare.append((key, orjson.dumps(msg)))
+        for msg in acts["watchlist"]:
+            out.watchlist.append((key, orjson.dumps(msg)))
+        self.counts.alerts += len(acts["alerts"])
+        self.counts.credit_actions += len(acts["credit"])
+        self.counts.riskshare_changes += len(acts["riskshare"])
 
 
 def collect_vitality(records: Iterable[tuple[str, bytes]]) -> dict[tuple[str, str], dict]:
