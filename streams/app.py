@@ -124,9 +124,6 @@ def create_app(
         # Records are acknowledged only at checkpoints; a rebalance must not wait for them (it
         # would wait forever). Unacknowledged records are reprocessed by the next owner.
         stream_wait_empty=False,
-        # Faust counts its read-ahead in records, and ours are envelopes of hundreds of events:
-        # its default (4,096 records) lets a lagging worker hold about a gigabyte of input.
-        stream_buffer_maxsize=512,
     )
     if metrics is not None:
         from riskmon.metrics import attach_faust_sensor
@@ -218,10 +215,20 @@ def create_app(
             ev.ack()
         rt.pending.clear()
 
+    # Partitions of the internal topic this worker owns. A record of a partition revoked while
+    # the agent held it (Faust does not wait for agents: stream_wait_empty=False) is left to
+    # the new owner instead of being processed, checkpointed and published here as well.
+    owned: set[int] = set()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        owned.update(tp.partition for tp in assigned if tp.topic == INTERNAL_TOPIC)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         for tp in revoked:
             if tp.topic == INTERNAL_TOPIC:
+                owned.discard(tp.partition)
                 runtimes.pop(tp.partition, None)
         if metrics is not None:
             metrics.partitions_revoked(tp.partition for tp in revoked if tp.topic == INTERNAL_TOPIC)
@@ -231,6 +238,8 @@ def create_app(
         async for event in stream.noack().events():
             message = event.message
             p, offset = message.partition, message.offset
+            if p not in owned:
+                continue
             rt = runtimes.get(p)
             if rt is None:
                 rt = runtimes[p] = load_partition(p)

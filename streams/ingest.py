@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import signal
@@ -529,6 +530,7 @@ class _IngestSession:
         #: (monotonic time of the commit, first offset of each partition in the transaction)
         self.history: collections.deque[tuple[float, dict[Any, int]]] = collections.deque()
         self.assignments = 0
+        self.abandoned = False
 
     def redo_offsets(self, since: float) -> dict[Any, int]:
         """Per partition, the first offset of the oldest transaction committed at or after
@@ -645,18 +647,7 @@ class _IngestSession:
                         firsts[tp] = messages[0].offset
                         offsets[tp] = messages[-1].offset + 1
                     out, dead = router.drain()
-                    async with producer.transaction():
-                        futures = [
-                            await producer.send(INTERNAL_TOPIC, value, partition=p) for p, value in out
-                        ]
-                        for d in dead:
-                            futures.append(
-                                await producer.send(d.topic, d.value, key=d.key, headers=d.headers)
-                            )
-                        # Commit only what the broker acknowledged: a record that failed (e.g.
-                        # an out-of-sequence batch after a broker restart) fails the transaction.
-                        await asyncio.gather(*futures)
-                        await producer.send_offsets_to_transaction(offsets, INGEST_GROUP)
+                    await self._transaction(producer, watch, out, dead, offsets)
                 except ProducerFenced as exc:
                     router.rollback(saved)
                     raise _Fatal() from exc
@@ -673,12 +664,87 @@ class _IngestSession:
                     # the broker went away during this transaction: its commit may be lost, so
                     # nothing more on this session (the next one redoes it, before anything newer)
                     self._count_commit(dead)
+                    self.abandoned = True
                     raise _Disconnected("a connection to the broker dropped during a transaction")
                 watch.snapshot()
                 self._count_commit(dead)
         finally:
             await _stop_client(consumer)
-            await _stop_client(producer)
+            if self.abandoned:
+                await _abandon_producer(producer)
+            else:
+                await _stop_client(producer)
+
+    async def _transaction(
+        self, producer: Any, watch: _ConnectionWatch, out: list[tuple[int, bytes]],
+        dead: list[DeadLetter], offsets: dict[Any, int],
+    ) -> None:
+        """Forward one poll and its offsets in one transaction.
+
+        Every record must be acknowledged before the commit: a record that failed (e.g. an
+        out-of-sequence batch after a broker restart) fails the transaction. If a broker
+        connection drops meanwhile, the producer is abandoned on the spot, without another word
+        to the broker (no retry, no abort): a producer session that talks to a restarted noida-db
+        can leave its transaction open for good, which blocks every ``read_committed`` reader of
+        the partitions, while a transaction merely left open is aborted by the next session's
+        InitProducerId."""
+
+        async def sends() -> None:
+            futures = [await producer.send(INTERNAL_TOPIC, value, partition=p) for p, value in out]
+            for d in dead:
+                futures.append(await producer.send(d.topic, d.value, key=d.key, headers=d.headers))
+            await asyncio.gather(*futures)
+
+        await producer.begin_transaction()
+        try:
+            await self._guard(sends(), watch)
+            await self._guard(producer.send_offsets_to_transaction(offsets, INGEST_GROUP), watch)
+            await self._guard(producer.commit_transaction(), watch)
+        except _Disconnected:
+            self.abandoned = True
+            raise
+        except BaseException:
+            txn_manager = getattr(producer, "_txn_manager", None)
+            if txn_manager is None or not txn_manager.is_fatal_error():
+                try:
+                    await asyncio.wait_for(producer.abort_transaction(), CLIENT_STOP_TIMEOUT_S)
+                except Exception as exc:  # the session ends anyway
+                    log.debug("aborting the transaction: %r", exc)
+            raise
+
+    async def _guard(self, aw: Any, watch: _ConnectionWatch) -> Any:
+        """Await ``aw``, but raise :class:`_Disconnected` as soon as a broker connection of the
+        session drops (aiokafka would wait and retry on the restarted broker)."""
+        task = asyncio.ensure_future(aw)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.05)
+                if done:
+                    return task.result()
+                if watch.lost():
+                    raise _Disconnected("a connection to the broker dropped during a transaction")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+
+async def _abandon_producer(producer: Any) -> None:
+    """Drop a producer without another request to the broker (no flush, no abort): cancel its
+    sender and close its connections. Reads aiokafka internals; falls back to ``stop()``."""
+    try:
+        producer._closed = True  # stop() becomes a no-op
+        task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, CLIENT_STOP_TIMEOUT_S)
+        await asyncio.wait_for(producer.client.close(), CLIENT_STOP_TIMEOUT_S)
+    except Exception as exc:
+        log.debug("abandoning the producer: %r", exc)
+        producer._closed = False
+        await _stop_client(producer)
 
 
 async def _stop_client(client: Any) -> None:

@@ -96,11 +96,12 @@ def test_two_workers_with_a_rebalance_and_paced_single_event_replay(
     with ServiceGroup() as group:
         group.add(ingest_service(settings, tmp_path))
         group.add(worker_service(settings, tmp_path, "a"))
-        # Single-event records (as kcat would send them), paced: 16 days in about 8 s.
+        # Single-event records (as kcat would send them), paced: 16 days in about 20 s, so that
+        # the second worker joins while the replay is still running.
         replay = asyncio.new_event_loop()
         try:
             task = replay.create_task(
-                replay_files([population / "events.jsonl.gz"], settings, batch_size=1, speed=DAYS * 86400 / 8)
+                replay_files([population / "events.jsonl.gz"], settings, batch_size=1, speed=DAYS * 86400 / 20)
             )
             replay.run_until_complete(asyncio.sleep(3))
             group.add(worker_service(settings, tmp_path, "b"))  # rebalance mid-replay
