@@ -200,14 +200,10 @@ def test_ingest_worker_and_replay_survive_a_broker_restart(
     changed = [k for k in expected if k in got and got[k] != expected[k]]
     assert not changed, f"changed firm-days after the restart: {changed[:5]}"
     if missing:
-        # Known issue outside the files this test covers: after the in-process rebalance that a
-        # noida-db restart forces (it forgets group generations), the Faust worker sometimes stops
-        # fetching some partitions of the internal topic for good (consumer lag stays, no error;
-        # measured in about 1 of 8 runs, 4 of 12 with riskmon/kafka_tuning.py's patches). The
-        # input is complete and every update it did emit is right, so the rest is the worker's.
-        pytest.xfail(
-            f"the Faust worker stalled after the broker-restart rebalance: {len(missing)} of "
-            f"{len(expected)} firm-days missing, input complete (docs/reliability.md)"
+        stalled = asyncio.run(_end_offsets(settings, "riskmon.internal.events"))
+        raise AssertionError(
+            f"{len(missing)} of {len(expected)} firm-days missing, e.g. {missing[:3]}, although the "
+            f"input is complete; internal topic end offsets: {stalled}"
         )
     assert got == expected
     # The worker really went through the restart: its partitions were rebuilt from the changelog.
