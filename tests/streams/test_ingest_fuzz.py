@@ -41,7 +41,7 @@ from riskmon.fastcheck import fast_check
 from riskmon.services import ServiceGroup, ingest_service, read_topic, worker_service
 from riskmon.settings import Settings
 from riskmon.wire import EVENT_TOPICS, VITALITY_TOPIC, dlq_topic
-from streams.backtest import run_backtest
+from kafka_population import backtest_vitality  # tests/streams/kafka_population.py
 from streams.ingest import (
     DLQ_MAX_KEY_BYTES,
     DLQ_MAX_VALUE_BYTES,
@@ -49,7 +49,6 @@ from streams.ingest import (
     IngestRouter,
 )
 from streams.pipeline import collect_vitality
-from streams.registry import FirmRegistry
 
 from fuzz_corpus import (  # tests/streams/fuzz_corpus.py
     STREAMS,
@@ -285,11 +284,7 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def expected(population: Path) -> dict:
-    result = run_backtest(
-        [population / "events.jsonl.gz"], registry=FirmRegistry.from_file(population / "truth.jsonl")
-    )
-    assert len(result.vitality) >= FIRMS * (DAYS - 3)
-    return result.vitality
+    return backtest_vitality(population, FIRMS, DAYS)
 
 
 def _future_garbage(stream: str) -> list[Bad]:

@@ -19,9 +19,8 @@ from producers.simulator import simulate
 from riskmon.services import ServiceGroup, ingest_service, read_topic, worker_service
 from riskmon.settings import Settings
 from riskmon.wire import VITALITY_TOPIC
-from streams.backtest import run_backtest
+from kafka_population import backtest_vitality  # tests/streams/kafka_population.py
 from streams.pipeline import collect_vitality
-from streams.registry import FirmRegistry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,11 +36,7 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def expected(population: Path) -> dict:
-    result = run_backtest(
-        [population / "events.jsonl.gz"], registry=FirmRegistry.from_file(population / "truth.jsonl")
-    )
-    assert len(result.vitality) >= FIRMS * (DAYS - 3)
-    return result.vitality
+    return backtest_vitality(population, FIRMS, DAYS)
 
 
 def _settings(fresh_broker, population: Path, partitions: int) -> Settings:
