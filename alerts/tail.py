@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -132,8 +132,3 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the messages as JSON lines")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: RISKMON_BOOTSTRAP_SERVERS)")
 
-
-def iter_unique(kind: str, messages: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
-    """The messages a deduplicating subscriber acts on, in order."""
-    dedup = Deduplicator(kind)
-    return (m for m in messages if dedup.new(m))
