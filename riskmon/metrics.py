@@ -592,7 +592,7 @@ class RiskmonMetrics:
         self.freezes_total.inc(n)
 
     def set_active_freezes(self, n: int) -> None:
-        """For an actions service that owns freezes; the worker counts them from detections."""
+        """For an actions service that owns freezes; the worker counts them from its credit-line actions (or, without the alert policy, from detections)."""
         self.active_freezes.set(n)
 
     def risk_share_adjusted(self, direction: str = "up", n: int = 1) -> None:
