@@ -498,7 +498,7 @@ def add_arguments(p) -> None:
     """Add the ``riskmon nab`` options to an argparse (sub)parser."""
     p.add_argument("path", help="NAB root directory (with data/ and labels/)")
     p.add_argument("--detector", default="default",
-                   help="registered detector name: default, windowed_gaussian, hst, ... (default: default)")
+                   help="registered detector name: default, range_novelty, windowed_gaussian, hst, ... (default: default)")
     p.add_argument("--profile", dest="profiles", action="append", choices=list(PROFILES),
                    help="score only this profile (repeatable; default: all three)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes, files in parallel (default 2)")

@@ -2,7 +2,9 @@
 
 * :class:`WindowedGaussian` -- NAB's "Windowed Gaussian" baseline, reproduced exactly;
 * :class:`HalfSpaceTreesDetector` -- River's HalfSpaceTrees on min-max scaled values;
-* :class:`DefaultDetector` -- riskmon's default: see its docstring.
+* :class:`RangeNoveltyDetector` -- range novelty with a Gaussian backstop (the previous default);
+* :class:`DefaultDetector` -- riskmon's default: range novelty plus run-length novelty of the
+  quantised signal, with repeat suppression; see its docstring.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from detectors.base import Detector, Input, as_value, register
 
-__all__ = ["WindowedGaussian", "HalfSpaceTreesDetector", "DefaultDetector"]
+__all__ = ["WindowedGaussian", "HalfSpaceTreesDetector", "RangeNoveltyDetector", "DefaultDetector"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -173,10 +175,11 @@ class _WindowMoments:
         return m + self.k, math.sqrt(max(self.ss / self.n - m * m, 0.0))
 
 
-@register("default")
-class DefaultDetector(Detector):
-    """riskmon's default univariate detector: *range novelty* with a Gaussian backstop and
-    new-peak suppression. One pass, O(1) time and O(window) memory per step, no lookahead.
+@register("range_novelty")
+class RangeNoveltyDetector(Detector):
+    """*Range novelty* with a Gaussian backstop and new-peak suppression (riskmon's default
+    detector before :class:`DefaultDetector`, which builds on it; NAB 62.1 / 56.3 / 65.5).
+    One pass, O(1) time and O(window) memory per step, no lookahead.
 
     Three surprise measures of the incoming value ``v`` against what came before it:
 
@@ -197,7 +200,7 @@ class DefaultDetector(Detector):
 
     The weights were tuned on the NAB corpus (standard profile), as NAB detectors are.
 
-    >>> det = DefaultDetector(warmup=20)
+    >>> det = RangeNoveltyDetector(warmup=20)
     >>> stream = [10.0 + (i % 7) * 0.5 for i in range(200)]
     >>> normal = [det.score_learn_one(v) for v in stream]
     >>> max(normal[20:]) < 0.05
@@ -276,5 +279,161 @@ class DefaultDetector(Detector):
         d = v - mean
         mean += d / n
         self._welford = (n, mean, m2 + d * (v - mean))
+        if self.rest > 0:
+            self._raw.push(raw)
+
+
+class _RunLengthNovelty:
+    """Novelty of the *shape* of a signal: value level and how long it has stayed there.
+
+    The value is quantised into ``bins`` equal levels of the range seen so far (the same
+    coarse 3-bit quantisation as NAB's CAD OSE detector), with a hysteresis of
+    ``hysteresis`` level widths so that noise at a level boundary does not flicker. Each step
+    yields the key ``(level, run-length class)`` where the run length is the number of steps
+    spent at the current level and its class is ``floor(log2(run length))``. A key never seen
+    before is *novel*: the signal visits a level it never visited, or stays at a level longer
+    (by a factor of two) than it ever did -- a flat stretch, a missing daily jump, a stall, a
+    plateau at an unusual height, a burst of spikes at a new density. Keys are learned only
+    after ``warmup`` values (the range needs a few values to mean anything), and a run is
+    only judged once ``history`` times its length has been observed (a signal that has been
+    flat for most of its life is not surprised to stay flat).
+    """
+
+    __slots__ = ("bins", "hysteresis", "warmup", "history", "n", "lo", "hi", "level", "run", "seen")
+
+    def __init__(self, bins: int, hysteresis: float, warmup: int, history: float):
+        self.bins = bins
+        self.history = history
+        self.hysteresis = hysteresis
+        self.warmup = warmup
+        self.n = 0
+        self.lo = math.inf
+        self.hi = -math.inf
+        self.level = -1  # current level, -1 before the first keyed step
+        self.run = 0  # steps spent at the current level
+        self.seen: set[tuple[int, int]] = set()
+
+    def _step(self, v: float) -> tuple[int, int]:
+        """``(level, run length)`` after ``v`` (does not change state)."""
+        rng = self.hi - self.lo
+        p = 0.0 if not rng > 0 else min(max((v - self.lo) / rng * self.bins, 0.0), self.bins - 1e-9)
+        lvl, h = self.level, self.hysteresis
+        if lvl < 0 or p < lvl - h or p >= lvl + 1 + h:
+            return int(p), 1
+        return lvl, self.run + 1
+
+    @staticmethod
+    def _key(level: int, run: int) -> tuple[int, int]:
+        return level, run.bit_length() - 1  # floor(log2(run))
+
+    def novel(self, v: float) -> bool:
+        if self.n < self.warmup or not self.hi > self.lo:  # no levels in a constant signal
+            return False
+        lvl, run = self._step(v)
+        if run * self.history > self.n:
+            return False
+        return self._key(lvl, run) not in self.seen
+
+    def learn(self, v: float) -> None:
+        if self.n >= self.warmup:
+            self.level, self.run = self._step(v)
+            self.seen.add(self._key(self.level, self.run))
+        self.n += 1
+        self.lo = min(self.lo, v)
+        self.hi = max(self.hi, v)
+
+
+@register("default")
+class DefaultDetector(Detector):
+    """riskmon's default univariate detector: *range novelty* (:class:`RangeNoveltyDetector`)
+    plus *run-length novelty* of the quantised signal, with repeat suppression. One pass,
+    O(1) time and O(window) memory per step, no lookahead, no randomness.
+
+    * **range novelty** (the raw score of :class:`RangeNoveltyDetector`, in ``[0, 1)``): how
+      far the value falls outside the range of everything seen so far and of the last
+      ``window`` values, with a Gaussian z-score backstop -- spikes, drops, level shifts;
+    * **run-length novelty** (see :class:`_RunLengthNovelty`): the value is quantised into
+      ``bins`` levels of the range seen so far (hysteresis ``hysteresis``) and the pair
+      (level, ``floor(log2)`` of the time spent at that level) has never occurred before --
+      contextual anomalies *inside* the normal range: a flat middle, a missing daily jump,
+      a plateau lasting twice as long as any before, spikes at a new density. It scores
+      ``novelty_weight``.
+
+    The raw score is the larger of the two. A raw score that does not exceed every raw
+    score of the previous ``rest`` steps is reported as 0: an anomaly is reported once, at
+    its onset, and again only if it gets worse (on NAB only the first detection in a window
+    earns credit and later ones cost).
+
+    The constants were tuned on the NAB corpus (one parameter set for every file, as NAB
+    detectors are; ``riskmon nab ../shared/nab``): NAB 73.5 standard, 63.1
+    reward_low_FP_rate, 78.9 reward_low_FN_rate. The level count (8 levels, as CAD OSE's
+    3 bits) and the hysteresis were picked among a few values on the corpus itself, so the
+    figure is optimistic: in a two-fold split of the files, picking them on one half scored
+    66.3 and 72.7 on the other half (range novelty alone: 63.4 and 62.8). The score is also
+    sensitive to where the level boundaries fall: shifting the grid by 1/4, 1/2 or 3/4 of a
+    level (instead of anchoring it at the running minimum) gives 69.6, 68.0 and 66.3.
+
+    >>> det = DefaultDetector()
+    >>> day = [0.0] * 12 + [10.0] * 12          # a square "daily" wave, period 24
+    >>> stream = [v + 0.1 * (i % 3) for i, v in enumerate(day * 20)]
+    >>> normal = [det.score_learn_one(v) for v in stream]
+    >>> max(normal[200:])
+    0.0
+    >>> flat = [det.score_learn_one(5.0) for _ in range(6)]     # stuck mid-way: in range, but new
+    >>> flat[0] == det.novelty_weight, max(flat[1:])
+    (True, 0.0)
+    >>> round(det.score_learn_one(40.0), 3)                     # a spike above everything
+    0.936
+    """
+
+    def __init__(self, global_weight: float = 20.0, window: int = 1500, window_weight: float = 2.5,
+                 gauss_window: int = 6400, gauss_weight: float = 0.01, scale: float = 4.0, warmup: int = 100,
+                 bins: int = 8, hysteresis: float = 0.1, novelty_weight: float = 0.1, novelty_warmup: int = 50,
+                 history: float = 2.0, rest: int = 100, *, seed: int | None = None, protected: bool = False,
+                 protect_threshold: float = 0.9):
+        super().__init__(seed=seed, protected=protected, protect_threshold=protect_threshold)
+        self.global_weight = global_weight
+        self.window = window
+        self.window_weight = window_weight
+        self.gauss_window = gauss_window
+        self.gauss_weight = gauss_weight
+        self.scale = scale
+        self.warmup = warmup
+        self.bins = bins
+        self.hysteresis = hysteresis
+        self.novelty_weight = novelty_weight
+        self.novelty_warmup = novelty_warmup
+        self.history = history
+        self.rest = rest
+        self._range = RangeNoveltyDetector(global_weight, window, window_weight, gauss_window, gauss_weight,
+                                           scale, rest=0, warmup=warmup)
+        self._shape = _RunLengthNovelty(bins, hysteresis, novelty_warmup, history)
+        self._raw = _SlidingExtrema(max(rest, 1))  # raw scores of the last `rest` steps
+
+    def components(self, x: Input) -> dict[str, float]:
+        """The two raw component scores of ``x`` (for explanations); does not change state."""
+        v = as_value(x)
+        return {"range": self._range._raw_score(v),
+                "shape": self.novelty_weight if math.isfinite(v) and self._shape.novel(v) else 0.0}
+
+    def _raw_score(self, v: float) -> float:
+        r = self._range._raw_score(v)
+        if math.isfinite(v) and self._shape.novel(v):
+            return max(r, self.novelty_weight)
+        return r
+
+    def _score(self, x: Input) -> float:
+        raw = self._raw_score(as_value(x))
+        if self.rest > 0 and len(self._raw) and raw <= self._raw.max:
+            return 0.0
+        return raw
+
+    def _learn(self, x: Input, score: float) -> None:
+        v = as_value(x)
+        if not math.isfinite(v):
+            return
+        raw = self._raw_score(v)
+        self._range._learn(v, raw)
+        self._shape.learn(v)
         if self.rest > 0:
             self._raw.push(raw)
