@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     checkpoint_records: int = Field(
         default=2000, ge=1, description="Checkpoint state at least every this many input records."
     )
+    stream_buffer_records: int = Field(
+        default=64,
+        ge=1,
+        description="Input records a worker reads ahead of its agent (Faust's "
+        "stream_buffer_maxsize). Records are envelopes of up to 1000 events, so this bounds the "
+        "worker's memory when it lags: 64 is about 13 MB of events; Faust's default of 4096 "
+        "let a lagging worker buffer ~1 GB.",
+    )
     state_dir: Path | None = Field(
         default=None,
         description="Faust's data directory; unset: a fresh temporary one (state lives in "

@@ -121,6 +121,7 @@ def create_app(
         consumer_max_fetch_size=8 * 1024 * 1024,
         producer_linger_ms=5,
         stream_recovery_delay=0.0,
+        stream_buffer_maxsize=settings.stream_buffer_records,
         # Records are acknowledged only at checkpoints; a rebalance must not wait for them (it
         # would wait forever). Unacknowledged records are reprocessed by the next owner.
         stream_wait_empty=False,
