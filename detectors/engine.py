@@ -38,8 +38,11 @@ Models in the firm path
 Each :class:`ModelSpec` names a registered detector (:data:`detectors.base.REGISTRY`), its
 parameters and its input feature(s), computed from the record by :func:`features`:
 
-* ``elec``: log of today's electricity ratio (kWh / expected), None on a missing-data day;
+* ``elec``: log of today's electricity ratio (kWh / expected), None on a missing-data day; on a
+  Spring Festival day, when lower, relative to the industry's typical festival day (see below);
 * ``level``: the deseasonalised log kWh level (log ratio + log of yesterday's baseline level);
+  on a Spring Festival day, relative to the industry's typical festival day within a tolerance,
+  and only on the festival's first and last days (see below);
 * ``activity``: log of the 3-day orders+payments ratio (shrunk, see :mod:`streams.vitality`);
 * ``payments``: log of today's payment inflow ratio, shrunk by 2 payments of the firm's ticket;
 * ``invoice``: log of the recent / baseline issued invoice amount.
@@ -47,8 +50,22 @@ parameters and its input feature(s), computed from the record by :func:`features
 Ratios are floored at 0.02 before the log. Models skip ``warming_up`` days and data-gap days
 (``elec_missing`` or ``silent``: a data outage is not distress) entirely; on ``elec_partial``
 days (an incomplete day) only the electricity features are used. On a Spring Festival day a
-model scores but does not learn (``score_on_holiday``, ``learn_on_holiday``; ``level_slide``
-does neither: the festival dip is not a slide). A model's score becomes a *watch* detection at
+model scores but does not learn (``score_on_holiday``, ``learn_on_holiday``), except
+``level_slide``, which scores and learns on the festival days that have a ``level``.
+
+**Spring Festival.** The vitality expectation on festival days is the industry's *low-end*
+festival activity, so a healthy factory runs at ~1.6x "expected" in the festival's core and a
+firm sliding into trouble looks fine until it has lost ~40%. ``EngineConfig.festival_profile``
+(a frozen per-industry profile of the typical ratio on each festival-window day, estimated
+offline on a calibration population: :mod:`detectors.festival`) lets the features compare a
+festival day with a typical firm's. Firms close more or less deeply (``festival_depth_spread``,
+20% relative), which makes the deep festival days useless for a slide: ``level`` is given only
+on days whose resulting tolerance is at most ``festival_max_tolerance`` (the ramps in and out),
+soft-thresholded by that tolerance; the slide detector holds its state over the core. Without
+the profile a declining firm that started within two weeks of the festival was invisible until
+the festival ended (after the simulated window).
+
+A model's score becomes a *watch* detection at
 ``watch_threshold`` and a *warning* when one of its ``warning`` conditions ``(threshold, k)``
 holds: the score was at or above ``threshold`` on each of the last ``k`` days the model scored
 (days it did not score hold the count). The profile and the CUSUMs run protected (a point scoring
@@ -66,7 +83,8 @@ firm_profile    firm_profile  elec, activity, payments, invoice (drops;    score
                               power is down)
 elec_shift      cusum_shift   elec (downward change)                       watch only
 invoice_shift   cusum_shift   invoice (downward change)                    watch only
-level_slide     level_slide   level (gradual slide; steps ignored)         score >= 0.5 on 1 day
+level_slide     level_slide   level (gradual slide; steps ignored;         score >= 0.5 on 1 day
+                              festival-aware, see above)                   (CUSUM h = 7)
 ==============  ============  ===========================================  ======================
 
 Cross-firm models (e.g. HalfSpaceTrees per industry) are deliberately not in the firm path: they
@@ -83,11 +101,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Mapping
 
 import orjson
 
 from detectors.base import REGISTRY, Detector, load_all
+from detectors.festival import DEFAULT_PROFILE, WINDOW as _FEST_WINDOW, festival_offset
 from detectors.rules import LEVEL_RANK, Day, Rule, default_rules, reason, rules_from_config, rules_to_config
 
 __all__ = [
@@ -198,11 +218,14 @@ def default_models() -> tuple[ModelSpec, ...]:
             name="level_slide",
             detector="level_slide",
             inputs=("level",),
-            params={"k": 1.0, "h": 8.0, "half_life": 60.0, "min_scale": 0.04, "jump": 0.25,
+            params={"k": 1.0, "h": 7.0, "half_life": 60.0, "min_scale": 0.04, "jump": 0.25,
                     "suppress": 21, "warmup": 14, "direction": "down"},
             watch_threshold=0.5,
             warning=((0.5, 1),),
-            score_on_holiday=False,
+            # on festival days the input is the level relative to the industry's typical
+            # festival day (EngineConfig.festival_profile); days it does not cover are skipped
+            score_on_holiday=True,
+            learn_on_holiday=True,
         ),
     )
 
@@ -215,7 +238,14 @@ class EngineConfig:
     models: tuple[ModelSpec, ...] = field(default_factory=default_models)
     payment_prior: float = 2.0
     suppress_increase_days: int = 30
-    version: str = "detect-1"
+    #: per-industry typical festival profile (see :mod:`detectors.festival`); None or {} = off
+    festival_profile: Mapping[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_PROFILE))
+    #: how much deeper (relative) than its industry a firm may close for the festival, and the
+    #: largest resulting tolerance (log) at which a festival day is still used (see
+    #: _festival_table)
+    festival_depth_spread: float = 0.2
+    festival_max_tolerance: float = 0.3
+    version: str = "detect-2"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "EngineConfig":
@@ -252,6 +282,9 @@ class EngineConfig:
             "models": [m.to_dict() for m in self.models],
             "payment_prior": self.payment_prior,
             "suppress_increase_days": self.suppress_increase_days,
+            "festival_profile": dict(self.festival_profile) if self.festival_profile else None,
+            "festival_depth_spread": self.festival_depth_spread,
+            "festival_max_tolerance": self.festival_max_tolerance,
             "version": self.version,
         }
 
@@ -267,10 +300,58 @@ def _log(r: float | None) -> float | None:
     return math.log(r if r > _FLOOR else _FLOOR)
 
 
-def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 2.0
-             ) -> tuple[dict[str, float | None], dict[str, Any]]:
+def _festival_table(profile: Mapping[str, Any] | None, depth_spread: float, max_tolerance: float
+                    ) -> dict[str, tuple[tuple[float, float, bool] | None, ...]] | None:
+    """``{industry: per festival-window offset, (log profile factor, tolerance, usable for the
+    level) or None}``.
+
+    The profile gives the typical ratio ``p`` of a firm's electricity to its (low-end) vitality
+    expectation; ``p x`` the vitality holiday factor ``h`` is the typical share of normal
+    activity kept that day, ``f = p h``. Firms close more or less deeply than the typical one: a
+    firm closing ``depth_spread`` (relative) deeper keeps ``1 - (1 + spread)(1 - f)``, i.e. its
+    ratio is lower by ``tol = -log(1 - spread (1 - f) / f)`` (None: such a firm could be shut
+    that day). The level (slide detector) uses a day only when ``tol <= max_tolerance`` (the first
+    and last days of the festival window: little of the activity is off); deeper festival days say
+    nothing about a slide."""
+    if not profile:
+        return None
+    try:
+        from streams.vitality import DEFAULT as vit
+        center = date.fromisoformat("2026-02-17").toordinal()
+        hol = lambda ind, off: vit.holiday_factor(ind, center + off)  # noqa: E731
+    except Exception:  # pragma: no cover - no vitality config: treat the factor as 1
+        hol = lambda ind, off: 1.0  # noqa: E731
+    out = {}
+    for ind, row in profile.items():
+        cells: list[tuple[float, float] | None] = []
+        for i, v in enumerate(row):
+            off = _FEST_WINDOW[0] + i
+            if v is None or float(v) <= 0:
+                cells.append(None)
+                continue
+            f = min(1.0, float(v) * hol(ind, off))
+            q = 1.0 - depth_spread * (1.0 - f) / f
+            tol = -math.log(q) if q > 0 else math.inf
+            cells.append((math.log(float(v)), tol, tol <= max_tolerance) if q > 0 else None)
+        out[ind] = tuple(cells)
+    return out
+
+
+def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 2.0,
+             festival: Mapping[str, tuple] | None = None) -> tuple[dict[str, float | None], dict[str, Any]]:
     """The model features of one day and the new feature state ``{"t": [decayed payment
-    inflow, decayed payment count], "lvl": yesterday's deseasonalised kWh level}``."""
+    inflow, decayed payment count], "lvl": yesterday's deseasonalised kWh level}``.
+
+    ``festival``: ``{industry: per festival-window offset (log profile factor, tolerance,
+    usable for the level) or None}`` (see :mod:`detectors.festival` and
+    :func:`_festival_table`). On a holiday day covered by the table, ``elec`` is the log ratio
+    to the vitality's (low-end) holiday expectation or, when lower, the log ratio relative to the
+    industry's typical festival day (log ratio - log profile factor: a firm at standby power in
+    the festival's core is not "above expectation"); ``level``, on the days usable for the level
+    (else None: not scored), is the relative log ratio soft-thresholded by the day's tolerance
+    (firms close more or less deeply than the typical one: a day within the tolerance reads as
+    normal, one further away counts only by the excess) plus the log level. A holiday day the table does not cover keeps the raw ``elec`` (ratio to
+    the low-end holiday expectation) and has no ``level``, as before."""
     if fstate:
         t, lvl = fstate["t"], fstate["lvl"]  # t is replaced, never changed: no copy
     else:
@@ -279,7 +360,22 @@ def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 
     elec = level = activity = payments = invoice = None
     if not no_evidence:
         elec = _log(day.elec_ratio)
-        if elec is not None and lvl:
+        if elec is not None and day.holiday:
+            cell = None
+            if festival is not None:
+                row = festival.get(day.industry)
+                off = festival_offset(day.ordinal)
+                if row is not None and off is not None:
+                    cell = row[off - _FEST_WINDOW[0]]
+            if cell is not None:
+                dev = elec - cell[0]  # relative to the industry's typical festival day
+                if lvl and cell[2]:
+                    # soft-thresholded by the tolerance for firms closing more or less deeply
+                    tol = cell[1]
+                    level = (dev - tol if dev > tol else dev + tol if dev < -tol else 0.0) + math.log(lvl)
+                if dev < elec:
+                    elec = dev
+        elif elec is not None and lvl:
             level = elec + math.log(lvl)
         if not day.elec_partial:
             # a day with a data gap is incomplete for every feed (an outage usually hits several)
@@ -442,6 +538,8 @@ class Engine:
         self._dets = {m.name: REGISTRY[m.detector](**m.params) for m in self._models}
         self._run_models = tuple(_Model(m, self._dets[m.name]) for m in self._models)
         self._rules_by_industry: dict[str, tuple[tuple[str, Any], ...]] = {}
+        self._festival = _festival_table(self.config.festival_profile, self.config.festival_depth_spread,
+                                         self.config.festival_max_tolerance)
 
     def _rules_for(self, industry: str) -> tuple[tuple[str, Any], ...]:
         """``(rule id, rule.step)`` of the rules that apply to ``industry``, in config order."""
@@ -497,7 +595,7 @@ class Engine:
                     growth_hits.append(d)
 
         # --- models ----------------------------------------------------------------------------
-        feats, new_f = features(day, fstate, cfg.payment_prior)
+        feats, new_f = features(day, fstate, cfg.payment_prior, self._festival)
         scores: dict[str, float | None] = {}
         skip_all = day.warming_up or day.elec_missing or day.silent  # warming up or no evidence
         holiday = day.holiday

@@ -576,8 +576,16 @@ class ElectricityGrowth(Rule):
     """``months`` consecutive month-over-month rises of kWh per day, each at least
     ``min_rise``, with kWh per CNY of output falling every month.
 
+    A month's kWh per day is measured on its observed, non-festival days. With ``deseasonalise``
+    (off by default) each day's kWh is divided by the firm's weekday factor (``elec_ratio`` x the
+    deseasonalised level before today = kWh / weekday factor): a month with five weekends is not
+    "down" for a factory, and a month with few usable days (the Spring Festival month) is not
+    biased by which weekdays remain. A month needs ``min_days`` such days (default 10: the
+    festival month of 2026 keeps 10); a month with fewer breaks the series.
+
     State: ``{"b": [month key, kWh, output CNY, days] (open month), "m": [[label, kWh/day,
-    output/day], ...] (the last ``months + 1`` closed months), "on": active}``.
+    output/day], ...] (the last ``months + 1`` closed months), "on": active, "lv": the
+    deseasonalised kWh level before today}``.
     """
 
     kind: ClassVar[str] = "electricity_growth"
@@ -588,13 +596,15 @@ class ElectricityGrowth(Rule):
     action: str = "INCREASE_ELIGIBLE"
     months: int = 3
     min_rise: float = 0.01
-    min_days: int = 15
+    min_days: int = 10
+    deseasonalise: bool = False
 
     def step(self, state: dict | None, day: Day) -> tuple[dict | None, dict]:
-        st = state or {"b": None, "m": [], "on": False}
+        st = state or {"b": None, "m": [], "on": False, "lv": None}
         b = st["b"]
         months = st["m"]  # copied on write (only when a month closes)
         on = st["on"]
+        lv = st.get("lv")
         key = _month_key(day.ordinal)
         closed = False
         if b is not None and key != b[0]:
@@ -607,9 +617,16 @@ class ElectricityGrowth(Rule):
             closed = True
         if b is None:
             b = [key, 0.0, 0.0, 0]
-        ok_day = not (day.warming_up or day.no_evidence or day.holiday or day.elec_value is None)
+        no_ev = day.no_evidence
+        if self.deseasonalise:
+            kwh = (day.elec_ratio * lv) if (day.elec_ratio is not None and lv) else None
+            if day.kwh_level and not no_ev:
+                lv = day.kwh_level
+        else:
+            kwh = day.elec_value
+        ok_day = not (day.warming_up or no_ev or day.holiday or kwh is None)
         if ok_day:
-            b = [b[0], b[1] + float(day.elec_value), b[2] + day.inv_amt + day.order_value, b[3] + 1]
+            b = [b[0], b[1] + float(kwh), b[2] + day.inv_amt + day.order_value, b[3] + 1]
         if closed:
             on = False
             if len(months) == self.months + 1:
@@ -649,7 +666,7 @@ class ElectricityGrowth(Rule):
                     ),
                 ],
             )
-        return hit, {"b": b, "m": months, "on": on}
+        return hit, {"b": b, "m": months, "on": on, "lv": lv}
 
 
 # --------------------------------------------------------------------------------------------

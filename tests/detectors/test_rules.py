@@ -260,6 +260,25 @@ def test_no_growth_credit_when_output_does_not_keep_up_or_power_is_flat():
     assert all(h is None for h in run(ElectricityGrowth(), growth_records(0.0, 0.15))[0])
 
 
+def test_electricity_growth_keeps_a_festival_month_with_ten_usable_days():
+    """The Spring Festival month keeps few non-holiday days (10 in February 2026): it still
+    counts as a month (min_days 10) instead of breaking every series once a year."""
+    first = date(2025, 11, 1)
+    recs = []
+    for i in range(182):  # Nov 2025 .. Apr 2026
+        d = first + timedelta(days=i)
+        m = (d.year - first.year) * 12 + d.month - first.month
+        hol = date(2026, 2, 10) <= d <= date(2026, 2, 27)
+        kwh, out = 1000.0 * 1.05 ** m, 10000.0 * 1.15 ** m
+        recs.append(rec(i, start=first, elec=kwh / 1000.0 * (0.3 if hol else 1.0), expected_kwh=1000.0,
+                        inv_amt=out / 2, order_value=out / 2, holiday=hol))
+    hits, _ = run(ElectricityGrowth(), recs)
+    fired = [r["day"] for r, h in zip(recs, hits) if h is not None and h["new"]]
+    assert fired and fired[0] == "2026-03-01"  # Nov, Dec, Jan, Feb (10 days) closed: 3 rises
+    hits, _ = run(ElectricityGrowth(min_days=15), recs)
+    assert not any(h is not None and h["new"] and r["day"] < "2026-04-01" for r, h in zip(recs, hits))
+
+
 # --- feed silence ----------------------------------------------------------------------------
 
 
