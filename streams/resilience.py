@@ -10,7 +10,10 @@
   ``--speed`` (or at full speed), and prints,
   every ``--sample`` seconds, the events ingested and processed so far, the rates, and the
   resident memory of the worker, the ingest stage and the broker, so that one can see memory
-  level off once every firm has been seen (per-firm state is bounded).
+  level off once every firm has been seen (per-firm state is bounded). Pace it below what the
+  worker sustains: a backlog is held in memory by the clients, and the embedded noida-db
+  broker ignores ``max_partition_fetch_bytes`` (a fetch returns everything behind the
+  consumer's position), so a lagging worker's memory grows with its backlog there.
 
 Both start a fresh embedded broker unless RISKMON_BOOTSTRAP_SERVERS is set.
 """
@@ -230,7 +233,7 @@ def soak_main(args: Any) -> int:
 
         t0 = time.monotonic()
         threading.Thread(target=replay, daemon=True).start()
-        print(f"{'t s':>7}{'ingested':>13}{'processed':>13}{'firm-days':>11}{'proc ev/s':>11}"
+        print(f"{'t s':>7}{'ingested':>13}{'processed':>13}{'backlog':>10}{'firm-days':>11}{'proc ev/s':>11}"
               f"{'worker MB':>11}{'ingest MB':>11}{'broker MB':>11}", flush=True)
         last_t, last_n, idle = t0, 0.0, 0
         total = None
@@ -245,7 +248,8 @@ def soak_main(args: Any) -> int:
             rate = (n - last_n) / (now - last_t)
             w_mb = rss_mb(worker.pid)
             samples.append((now - t0, n, w_mb))
-            print(f"{now - t0:7.0f}{ing:13,.0f}{n:13,.0f}{wk.get('riskmon_firm_days_closed_total', 0):11,.0f}"
+            print(f"{now - t0:7.0f}{ing:13,.0f}{n:13,.0f}{max(ing - n, 0):10,.0f}"
+                  f"{wk.get('riskmon_firm_days_closed_total', 0):11,.0f}"
                   f"{rate:11,.0f}{w_mb or 0:11.0f}{rss_mb(ingest.pid) or 0:11.0f}{rss_mb(broker_pid) or 0:11.0f}",
                   flush=True)
             if done.is_set() and total is None:
