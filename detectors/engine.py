@@ -125,6 +125,9 @@ __all__ = [
 
 STATE_VERSION = 1
 _FLOOR = 0.02
+#: smallest predicted festival activity share (1 - depth x C) at which the depth-anchored
+#: festival level is still given
+_ANCHOR_MIN_SHARE = 0.05
 _PAY_DECAY = 0.5 ** (1.0 / 30.0)  # the payment ticket's daily decay (30-day half-life)
 
 #: Human wording of the features, for reason texts.
@@ -245,7 +248,10 @@ class EngineConfig:
     #: _festival_table)
     festival_depth_spread: float = 0.2
     festival_max_tolerance: float = 0.3
-    version: str = "detect-2"
+    #: festival days (those too deep for the tolerance) on which a firm's own festival depth is
+    #: estimated before its festival level is given relative to it; 0 = off (see features)
+    festival_anchor_days: int = 3
+    version: str = "detect-3"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "EngineConfig":
@@ -285,6 +291,7 @@ class EngineConfig:
             "festival_profile": dict(self.festival_profile) if self.festival_profile else None,
             "festival_depth_spread": self.festival_depth_spread,
             "festival_max_tolerance": self.festival_max_tolerance,
+            "festival_anchor_days": self.festival_anchor_days,
             "version": self.version,
         }
 
@@ -332,13 +339,17 @@ def _festival_table(profile: Mapping[str, Any] | None, depth_spread: float, max_
             f = min(1.0, float(v) * hol(ind, off))
             q = 1.0 - depth_spread * (1.0 - f) / f
             tol = -math.log(q) if q > 0 else math.inf
-            cells.append((math.log(float(v)), tol, tol <= max_tolerance) if q > 0 else None)
+            # (log p, tolerance, usable for the level, typical share of activity closed
+            # C = 1 - f, log of the vitality holiday factor h)
+            cells.append((math.log(float(v)), tol, tol <= max_tolerance, 1.0 - f, math.log(hol(ind, off)))
+                         if q > 0 else None)
         out[ind] = tuple(cells)
     return out
 
 
 def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 2.0,
-             festival: Mapping[str, tuple] | None = None) -> tuple[dict[str, float | None], dict[str, Any]]:
+             festival: Mapping[str, tuple] | None = None, anchor_days: int = 0
+             ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """The model features of one day and the new feature state ``{"t": [decayed payment
     inflow, decayed payment count], "lvl": yesterday's deseasonalised kWh level}``.
 
@@ -354,10 +365,12 @@ def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 
     the low-end holiday expectation) and has no ``level``, as before."""
     if fstate:
         t, lvl = fstate["t"], fstate["lvl"]  # t is replaced, never changed: no copy
+        fd = fstate.get("fd")
     else:
-        t, lvl = [0.0, 0.0], None
+        t, lvl, fd = [0.0, 0.0], None, None
     no_evidence = day.elec_missing or day.silent
     elec = level = activity = payments = invoice = None
+    in_window = False
     if not no_evidence:
         elec = _log(day.elec_ratio)
         if elec is not None and day.holiday:
@@ -367,9 +380,24 @@ def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 
                 off = festival_offset(day.ordinal)
                 if row is not None and off is not None:
                     cell = row[off - _FEST_WINDOW[0]]
+                    in_window = True
             if cell is not None:
                 dev = elec - cell[0]  # relative to the industry's typical festival day
-                if lvl and cell[2]:
+                if anchor_days > 0 and lvl and (fd is not None or not cell[2]):
+                    # the firm's own festival depth (see the docstring): estimated on its first
+                    # `anchor_days` deep festival days, then the level is relative to it
+                    c = cell[3]
+                    if fd is None:
+                        fd = [0.0, 0.0, 0]
+                    if fd[2] < anchor_days:
+                        if c > 0.0:
+                            a = math.exp(elec + cell[4])  # kWh / (level x weekday factor)
+                            fd = [fd[0] + c * (1.0 - a), fd[1] + c * c, fd[2] + 1]
+                    else:
+                        pred = 1.0 - (fd[0] / fd[1]) * c
+                        if pred >= _ANCHOR_MIN_SHARE:
+                            level = elec + cell[4] - math.log(pred) + math.log(lvl)
+                elif lvl and cell[2]:
                     # soft-thresholded by the tolerance for firms closing more or less deeply
                     tol = cell[1]
                     level = (dev - tol if dev > tol else dev + tol if dev < -tol else 0.0) + math.log(lvl)
@@ -390,8 +418,11 @@ def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 
         t = [_PAY_DECAY * t[0] + day.pay_in, _PAY_DECAY * t[1] + day.pay_in_n]
     if day.kwh_level and not no_evidence:
         lvl = day.kwh_level
+    nf = {"t": t, "lvl": lvl}
+    if fd is not None and (in_window or (no_evidence and day.holiday)):
+        nf["fd"] = fd  # kept through the festival window (a data gap inside it keeps it too)
     return ({"elec": elec, "level": level, "activity": activity, "payments": payments, "invoice": invoice},
-            {"t": t, "lvl": lvl})
+            nf)
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,7 +626,7 @@ class Engine:
                     growth_hits.append(d)
 
         # --- models ----------------------------------------------------------------------------
-        feats, new_f = features(day, fstate, cfg.payment_prior, self._festival)
+        feats, new_f = features(day, fstate, cfg.payment_prior, self._festival, cfg.festival_anchor_days)
         scores: dict[str, float | None] = {}
         skip_all = day.warming_up or day.elec_missing or day.silent  # warming up or no evidence
         holiday = day.holiday

@@ -36,8 +36,9 @@ from detectors.rules import LEVEL_RANK, Day, reason
 #: the only platform dependence is the last bit of libm's log / exp, the same on every machine
 #: of this project's kind). Updated deliberately for engine "detect-2" (festival profile in the
 #: features, level_slide scoring/learning on usable festival days with h = 7, electricity_growth
-#: months of >= 10 observed days and the rule's "lv" state).
-GOLDEN = "a3978ed820d6f3e029031c8537945d4e6f33ecd5ec5581320d0dc393261a2aeb"
+#: months of >= 10 observed days and the rule's "lv" state), then for "detect-3" (festival level
+#: relative to the firm's own festival depth, estimated on its first 3 deep festival days).
+GOLDEN = "211a32c77e4d1d15ba9d0ef4d8554872377dbd21c00d65e76bce2a34123f2d32"
 
 FESTIVAL = (date(2026, 2, 10), date(2026, 2, 27))  # around the 2026 Spring Festival (Feb 17)
 
@@ -192,7 +193,8 @@ def reference_run(engine: Engine, state: dict | None, record: dict) -> tuple[lis
                 if hit["action"] == "INCREASE_ELIGIBLE":
                     growth.append(dets[-1])
     feats, new_f = features(day, fstate, cfg.payment_prior, _festival_table(
-        cfg.festival_profile, cfg.festival_depth_spread, cfg.festival_max_tolerance))
+        cfg.festival_profile, cfg.festival_depth_spread, cfg.festival_max_tolerance),
+        cfg.festival_anchor_days)
     skip_all = day.warming_up or day.no_evidence
     for spec in (m for m in cfg.models if m.enabled):
         det = engine._dets[spec.name]

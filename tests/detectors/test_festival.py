@@ -65,3 +65,42 @@ def test_profile_is_configurable_and_round_trips():
     d = EngineConfig().to_dict()
     assert d["festival_profile"] == DEFAULT_PROFILE and d["festival_max_tolerance"] == 0.3
     assert EngineConfig.from_dict(d).to_dict() == d
+
+
+def _through_festival(depth: float, daily_factor: float) -> list[tuple[int, float | None]]:
+    """A manufacturing firm that closes ``depth`` times as deeply as its industry's typical
+    festival, its activity multiplied by ``daily_factor`` every day; (offset, level) per day."""
+    table = _festival_table(DEFAULT_PROFILE, 0.2, 0.3)
+    row = table["manufacturing"]
+    fstate: dict = {"t": [0.0, 0.0], "lvl": 100.0}
+    out = []
+    scale = 1.0
+    start = date(2026, 2, 10).toordinal()
+    for k in range(WINDOW[1] - WINDOW[0] + 1):
+        scale *= daily_factor
+        cell = row[k]
+        if cell is None:
+            continue
+        share, hol = cell[3], math.exp(cell[4])
+        ratio = scale * (1.0 - depth * share) / hol  # kWh / (level x weekday x holiday factor)
+        f, fstate = features(_day(date.fromordinal(start + k).isoformat(), ratio), fstate, 2.0, table,
+                             anchor_days=3)
+        out.append((k + WINDOW[0], f["level"]))
+    return out
+
+
+def test_festival_level_is_relative_to_the_firms_own_depth():
+    # a healthy firm closing 15% deeper than its industry: flat through the deep days
+    deep = _through_festival(1.15, 1.0)
+    anchoring = [off for off, lv in deep if lv is None]
+    assert len(anchoring) == 3  # its first three deep days estimate its depth
+    after = [lv for off, lv in deep if off > max(anchoring)]
+    assert len(after) >= 5 and all(abs(lv - math.log(100.0)) < 1e-9 for lv in after)
+    # without the anchor the deep days give no level at all (the slide detector only holds)
+    table = _festival_table(DEFAULT_PROFILE, 0.2, 0.3)
+    f, _ = features(_day("2026-02-17", 0.3), {"t": [0.0, 0.0], "lvl": 100.0}, 2.0, table, anchor_days=0)
+    assert f["level"] is None
+    # a firm sliding 3% a day: its level keeps falling through the festival
+    sliding = [lv for off, lv in _through_festival(1.0, 0.97) if lv is not None and off >= 0]
+    assert sliding[-1] < math.log(100.0) - 0.15
+    assert sliding == sorted(sliding, reverse=True)
