@@ -242,8 +242,11 @@ def soak_main(args: Any) -> int:
             time.sleep(args.sample)
             group.check_alive()
             ing = scrape(ingest_port, ("riskmon_ingest_events_total",)).get("riskmon_ingest_events_total", 0.0)
-            wk = scrape(worker_port, ("riskmon_events_total", "riskmon_firm_days_closed_total"))
-            n = wk.get("riskmon_events_total", 0.0)
+            wk = scrape(worker_port, ("riskmon_events_total", "riskmon_duplicate_events_total",
+                                      "riskmon_late_events_total", "riskmon_firm_days_closed_total"))
+            # processed = accepted + duplicates + late: every event the worker has handled
+            n = sum(wk.get(k, 0.0) for k in (
+                "riskmon_events_total", "riskmon_duplicate_events_total", "riskmon_late_events_total"))
             now = time.monotonic()
             rate = (n - last_n) / (now - last_t)
             w_mb = rss_mb(worker.pid)
