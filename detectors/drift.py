@@ -24,8 +24,12 @@ known, temporary shift, not model decay. Note that PSI of a *score* also moves w
 population itself deteriorates (more firms in distress means more high scores): an
 ``investigate`` event asks a human which of the two happened.
 
-What a retrain event does (documented choice): in the stream, it is published on the governance
-topic for the model owner; the firm path never changes by itself. In the backtest
+What a retrain event does (documented choice): in the stream, each worker feeds the scores of
+the firm-days it closes to a :class:`DriftMonitor` (:class:`riskmon.metrics.StreamDrift`) and
+exports PSI per model and segment as ``riskmon_psi``; the Prometheus rules in
+``ops/prometheus/rules`` raise the investigate (> 0.1) and retrain (> 0.25) alerts for the model
+owner, and the worker logs retrain-level drift on regular days; the firm path never changes by
+itself. In the backtest
 (:mod:`detectors.evaluate`) retrain events are **marked** -- counted and listed per segment and
 model -- and per-firm models are not reset: every per-firm model is already relearned online from
 the firm's own history, and resetting a whole segment on a festival-driven shift would blind it

@@ -225,7 +225,8 @@ def _bench_path(events_file: Path, firms_file: Path, batch_size: int, base: Sett
     def fresh(stack: ExitStack) -> Settings:
         if base.bootstrap_servers:
             raise SystemExit("bench stream needs an empty broker: leave RISKMON_BOOTSTRAP_SERVERS unset")
-        broker = stack.enter_context(EmbeddedBroker(data_dir=Path(tempfile.mkdtemp(prefix="riskmon-bench-"))))
+        # the broker's own temporary data dir, removed when it closes (GBs per stage otherwise)
+        broker = stack.enter_context(EmbeddedBroker())
         s = base.model_copy(update={"bootstrap_servers": broker.bootstrap, "firms_file": firms_file})
         asyncio.run(ensure_pipeline_topics(s))
         return s
@@ -318,7 +319,10 @@ def main(args: Any) -> int:
         if runs > 1:
             print(f"run {run + 1} of {runs}", flush=True)
         for batch_size in args.batch_sizes:
-            by_path[batch_size].append(_bench_path(events_file, firms_file, batch_size, base, workdir))
+            # one log directory per run: stages are timed from the first record their log shows
+            by_path[batch_size].append(
+                _bench_path(events_file, firms_file, batch_size, base, workdir / f"run{run + 1}")
+            )
     print()
     if runs > 1:
         print(f"medians of {runs} runs")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -83,6 +84,9 @@ def _broker_settings(stack: ExitStack, workdir: Path, **update: Any) -> tuple[Se
     if not settings.bootstrap_servers:
         from riskmon.broker import EmbeddedBroker
 
+        # removed once the broker has stopped (callbacks run last-in first-out): a soak leaves
+        # gigabytes of broker data otherwise
+        stack.callback(shutil.rmtree, workdir / "broker", True)
         broker = stack.enter_context(EmbeddedBroker(data_dir=workdir / "broker"))
         settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
         pid = broker.pid
