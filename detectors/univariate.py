@@ -175,8 +175,30 @@ class _WindowMoments:
         return m + self.k, math.sqrt(max(self.ss / self.n - m * m, 0.0))
 
 
+class _RepeatSuppression:
+    """Report a raw score (``_raw_score``) only when it beats every raw score of the previous
+    ``rest`` steps (kept in ``_raw``, a :class:`_SlidingExtrema`): an anomaly is reported once,
+    at its onset, and again only if it gets worse."""
+
+    rest: int
+    _raw: _SlidingExtrema
+
+    def _raw_score(self, x: Input) -> float:  # pragma: no cover - provided by the detector
+        raise NotImplementedError
+
+    def _score(self, x: Input) -> float:
+        raw = self._raw_score(x)
+        if self.rest > 0 and len(self._raw) and raw <= self._raw.max:
+            return 0.0
+        return raw
+
+    def _remember(self, raw: float) -> None:
+        if self.rest > 0:
+            self._raw.push(raw)
+
+
 @register("range_novelty")
-class RangeNoveltyDetector(Detector):
+class RangeNoveltyDetector(_RepeatSuppression, Detector):
     """*Range novelty* with a Gaussian backstop and new-peak suppression (riskmon's default
     detector before :class:`DefaultDetector`, which builds on it; NAB 62.1 / 56.3 / 65.5).
     One pass, O(1) time and O(window) memory per step, no lookahead.
@@ -258,12 +280,6 @@ class RangeNoveltyDetector(Detector):
                 self.gauss_weight * s["gauss_z"])
         return z / (z + self.scale)
 
-    def _score(self, x: Input) -> float:
-        raw = self._raw_score(x)
-        if self.rest > 0 and len(self._raw) and raw <= self._raw.max:
-            return 0.0
-        return raw
-
     def _learn(self, x: Input, score: float) -> None:
         v = as_value(x)
         if not math.isfinite(v):
@@ -279,8 +295,7 @@ class RangeNoveltyDetector(Detector):
         d = v - mean
         mean += d / n
         self._welford = (n, mean, m2 + d * (v - mean))
-        if self.rest > 0:
-            self._raw.push(raw)
+        self._remember(raw)
 
 
 class _RunLengthNovelty:
@@ -344,7 +359,7 @@ class _RunLengthNovelty:
 
 
 @register("default")
-class DefaultDetector(Detector):
+class DefaultDetector(_RepeatSuppression, Detector):
     """riskmon's default univariate detector: *range novelty* (:class:`RangeNoveltyDetector`)
     plus *run-length novelty* of the quantised signal, with repeat suppression. One pass,
     O(1) time and O(window) memory per step, no lookahead, no randomness.
@@ -416,17 +431,12 @@ class DefaultDetector(Detector):
         return {"range": self._range._raw_score(v),
                 "shape": self.novelty_weight if math.isfinite(v) and self._shape.novel(v) else 0.0}
 
-    def _raw_score(self, v: float) -> float:
+    def _raw_score(self, x: Input) -> float:
+        v = as_value(x)
         r = self._range._raw_score(v)
         if math.isfinite(v) and self._shape.novel(v):
             return max(r, self.novelty_weight)
         return r
-
-    def _score(self, x: Input) -> float:
-        raw = self._raw_score(as_value(x))
-        if self.rest > 0 and len(self._raw) and raw <= self._raw.max:
-            return 0.0
-        return raw
 
     def _learn(self, x: Input, score: float) -> None:
         v = as_value(x)
@@ -435,5 +445,4 @@ class DefaultDetector(Detector):
         raw = self._raw_score(v)
         self._range._learn(v, raw)
         self._shape.learn(v)
-        if self.rest > 0:
-            self._raw.push(raw)
+        self._remember(raw)
