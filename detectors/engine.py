@@ -101,13 +101,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, Mapping
 
 import orjson
 
 from detectors.base import REGISTRY, Detector, load_all
-from detectors.festival import DEFAULT_PROFILE, WINDOW as _FEST_WINDOW, festival_offset
+from detectors.festival import DEFAULT_PROFILE, WINDOW as _FEST_WINDOW, festival_offset, vitality_holiday_factor
 from detectors.rules import LEVEL_RANK, Day, Rule, default_rules, reason, rules_from_config, rules_to_config
 
 __all__ = [
@@ -308,41 +307,35 @@ def _log(r: float | None) -> float | None:
 
 
 def _festival_table(profile: Mapping[str, Any] | None, depth_spread: float, max_tolerance: float
-                    ) -> dict[str, tuple[tuple[float, float, bool] | None, ...]] | None:
+                    ) -> dict[str, tuple[tuple[float, float, bool, float, float] | None, ...]] | None:
     """``{industry: per festival-window offset, (log profile factor, tolerance, usable for the
-    level) or None}``.
+    level, typical share of activity closed C, log vitality holiday factor) or None}``.
 
     The profile gives the typical ratio ``p`` of a firm's electricity to its (low-end) vitality
     expectation; ``p x`` the vitality holiday factor ``h`` is the typical share of normal
-    activity kept that day, ``f = p h``. Firms close more or less deeply than the typical one: a
-    firm closing ``depth_spread`` (relative) deeper keeps ``1 - (1 + spread)(1 - f)``, i.e. its
-    ratio is lower by ``tol = -log(1 - spread (1 - f) / f)`` (None: such a firm could be shut
-    that day). The level (slide detector) uses a day only when ``tol <= max_tolerance`` (the first
-    and last days of the festival window: little of the activity is off); deeper festival days say
-    nothing about a slide."""
+    activity kept that day, ``f = p h`` (so ``C = 1 - f``). Firms close more or less deeply than
+    the typical one: a firm closing ``depth_spread`` (relative) deeper keeps
+    ``1 - (1 + spread)(1 - f)``, i.e. its ratio is lower by ``tol = -log(1 - spread (1 - f) / f)``
+    (None: such a firm could be shut that day). The level (slide detector) uses a day only when
+    ``tol <= max_tolerance`` (the first and last days of the festival window: little of the
+    activity is off); deeper festival days say nothing about a slide."""
     if not profile:
         return None
-    try:
-        from streams.vitality import DEFAULT as vit
-        center = date.fromisoformat("2026-02-17").toordinal()
-        hol = lambda ind, off: vit.holiday_factor(ind, center + off)  # noqa: E731
-    except Exception:  # pragma: no cover - no vitality config: treat the factor as 1
-        hol = lambda ind, off: 1.0  # noqa: E731
     out = {}
     for ind, row in profile.items():
-        cells: list[tuple[float, float] | None] = []
+        cells: list[tuple[float, float, bool, float, float] | None] = []
         for i, v in enumerate(row):
-            off = _FEST_WINDOW[0] + i
             if v is None or float(v) <= 0:
                 cells.append(None)
                 continue
-            f = min(1.0, float(v) * hol(ind, off))
+            h = vitality_holiday_factor(ind, _FEST_WINDOW[0] + i)
+            f = min(1.0, float(v) * h)
             q = 1.0 - depth_spread * (1.0 - f) / f
-            tol = -math.log(q) if q > 0 else math.inf
-            # (log p, tolerance, usable for the level, typical share of activity closed
-            # C = 1 - f, log of the vitality holiday factor h)
-            cells.append((math.log(float(v)), tol, tol <= max_tolerance, 1.0 - f, math.log(hol(ind, off)))
-                         if q > 0 else None)
+            if q <= 0:
+                cells.append(None)
+                continue
+            tol = -math.log(q)
+            cells.append((math.log(float(v)), tol, tol <= max_tolerance, 1.0 - f, math.log(h)))
         out[ind] = tuple(cells)
     return out
 
@@ -353,9 +346,7 @@ def features(day: Day, fstate: Mapping[str, Any] | None, payment_prior: float = 
     """The model features of one day and the new feature state ``{"t": [decayed payment
     inflow, decayed payment count], "lvl": yesterday's deseasonalised kWh level}``.
 
-    ``festival``: ``{industry: per festival-window offset (log profile factor, tolerance,
-    usable for the level) or None}`` (see :mod:`detectors.festival` and
-    :func:`_festival_table`). On a holiday day covered by the table, ``elec`` is the log ratio
+    ``festival``: the table of :func:`_festival_table` (see :mod:`detectors.festival`). On a holiday day covered by the table, ``elec`` is the log ratio
     to the vitality's (low-end) holiday expectation or, when lower, the log ratio relative to the
     industry's typical festival day (log ratio - log profile factor: a firm at standby power in
     the festival's core is not "above expectation"); ``level``, on the days usable for the level

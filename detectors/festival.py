@@ -46,25 +46,21 @@ from typing import Mapping
 
 import orjson
 
+from streams.vitality import DEFAULT as _VIT, SPRING_FESTIVAL_DATES as FESTIVAL_DATES
+
 __all__ = [
     "FESTIVAL_DATES",
     "WINDOW",
     "DEFAULT_PROFILE",
     "DEFAULT_PROFILE_SOURCE",
     "festival_offset",
+    "vitality_holiday_factor",
     "estimate_profile",
 ]
 
-#: Festival dates and the holiday window, as in :mod:`streams.vitality` (the days the vitality
-#: record flags ``holiday``).
-try:  # the vitality module owns the dates; fall back to a copy if it is not importable
-    from streams.vitality import DEFAULT as _VIT, SPRING_FESTIVAL_DATES as FESTIVAL_DATES
-
-    WINDOW: tuple[int, int] = tuple(_VIT.holiday_window)  # type: ignore[assignment]
-except Exception:  # pragma: no cover
-    FESTIVAL_DATES = ("2025-01-29", "2026-02-17", "2027-02-06")
-    WINDOW = (-7, 10)
-
+#: Festival dates and the holiday window: those of :mod:`streams.vitality` (the days the vitality
+#: record flags ``holiday``), which owns them.
+WINDOW: tuple[int, int] = tuple(_VIT.holiday_window)  # type: ignore[assignment]
 _CENTERS = tuple(date.fromisoformat(d).toordinal() for d in FESTIVAL_DATES)
 _OFFSET: dict[int, int] = {}
 for _c in _CENTERS:
@@ -81,6 +77,16 @@ def festival_offset(ordinal: int) -> int | None:
     True
     """
     return _OFFSET.get(ordinal)
+
+
+def vitality_holiday_factor(industry: str, offset: int) -> float:
+    """The vitality expectation's holiday factor ``offset`` days from the festival (the same
+    shape every year, so it is read off the first festival date).
+
+    >>> vitality_holiday_factor("manufacturing", 1)
+    0.15
+    """
+    return _VIT.holiday_factor(industry, _CENTERS[0] + offset)
 
 
 #: Typical electricity ratio (actual / vitality expectation) per industry, offsets -7..10,
