@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -77,17 +76,15 @@ def _population(args: Any, workdir: Path) -> Path:
     return sim
 
 
-def _broker_settings(stack: ExitStack, workdir: Path, **update: Any) -> tuple[Settings, int | None]:
+def _broker_settings(stack: ExitStack, **update: Any) -> tuple[Settings, int | None]:
     """Settings pointing at RISKMON_BOOTSTRAP_SERVERS or at a fresh embedded broker (and its PID)."""
     settings = Settings()
     pid = None
     if not settings.bootstrap_servers:
         from riskmon.broker import EmbeddedBroker
 
-        # removed once the broker has stopped (callbacks run last-in first-out): a soak leaves
-        # gigabytes of broker data otherwise
-        stack.callback(shutil.rmtree, workdir / "broker", True)
-        broker = stack.enter_context(EmbeddedBroker(data_dir=workdir / "broker"))
+        # the broker's own temporary data dir, removed when it closes (a soak leaves gigabytes)
+        broker = stack.enter_context(EmbeddedBroker())
         settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
         pid = broker.pid
     return settings.model_copy(update=update), pid
@@ -157,7 +154,7 @@ def crash_main(args: Any) -> int:
           + f" ({time.perf_counter() - started:.0f} s)", flush=True)
 
     with ExitStack() as stack:
-        settings, _ = _broker_settings(stack, workdir, firms_file=sim / "truth.jsonl", metrics_port=0)
+        settings, _ = _broker_settings(stack, firms_file=sim / "truth.jsonl", metrics_port=0)
         asyncio.run(ensure_pipeline_topics(settings))
         group = stack.enter_context(ServiceGroup())
         group.add(ingest_service(settings, workdir))
@@ -218,7 +215,7 @@ def soak_main(args: Any) -> int:
     sim = _population(args, workdir)
     events = sim / "events.jsonl.gz"
     with ExitStack() as stack:
-        settings, broker_pid = _broker_settings(stack, workdir, firms_file=sim / "truth.jsonl")
+        settings, broker_pid = _broker_settings(stack, firms_file=sim / "truth.jsonl")
         asyncio.run(ensure_pipeline_topics(settings))
         group = stack.enter_context(ServiceGroup())
         ingest_port, worker_port = free_port(), free_port()
