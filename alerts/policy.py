@@ -420,6 +420,8 @@ class AlertPolicy:
     def _action(self, det: Mapping[str, Any]) -> tuple[str, str]:
         """The action a detection may take and on whose authority."""
         action = det["action"]
+        if det.get("paused"):  # downgraded by a governance decision (detectors.drift.downgrade)
+            return "HUMAN_REVIEW", "human_review"
         if det["source"] == "model" and det["name"] in self.config.breaker_open and action == "FREEZE_ADJUSTMENTS":
             return "HUMAN_REVIEW", "human_review"
         if action == "FREEZE_ADJUSTMENTS" and _RANK[det["level"]] < _RANK["warning"]:

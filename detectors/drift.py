@@ -1,8 +1,8 @@
-"""Model governance outside the firm path: drift (PSI / CSI) per industry segment and a circuit
-breaker per model. Pure and deterministic: both consume one day at a time, everything sorted, no
-clock, no I/O; their state is JSON-serialisable, so a single-partition governance consumer can
-checkpoint it. They never change a firm's engine state; they only *emit events* and (the
-breaker) downgrade detections.
+"""Model governance statistics: drift (PSI / CSI) per industry segment and a circuit breaker per
+model. Pure and deterministic: both consume one day at a time, everything sorted, no clock, no
+I/O; their state is JSON-serialisable and small (counts only), so the single-partition governance
+stage checkpoints it. They emit events and (the breaker) decide which models are paused;
+:mod:`detectors.governance` turns that into per-period decisions that every partition applies.
 
 Drift
 =====
@@ -13,7 +13,7 @@ feature instead of a model's score.
 
 :class:`DriftMonitor` keeps, per ``(segment, kind, name)`` -- segment = industry, kind = "psi"
 (a model's calibrated score, fixed bins :data:`SCORE_BINS`) or "csi" (a feature, bins at the
-deciles of its reference values) -- a **reference window**: the first ``reference_days`` (28) days
+deciles of its values on the first reference day) -- a **reference window**: the first ``reference_days`` (28) days
 on which the segment had at least ``min_daily`` observations of that score or feature (so it
 starts after the vitality and model warm-ups by itself). After it, every day the distribution of
 the trailing ``window_days`` (7) days is compared with the reference: PSI/CSI above
@@ -24,17 +24,11 @@ known, temporary shift, not model decay. Note that PSI of a *score* also moves w
 population itself deteriorates (more firms in distress means more high scores): an
 ``investigate`` event asks a human which of the two happened.
 
-What a retrain event does (documented choice): in the stream, each worker feeds the scores of
-the firm-days it closes to a :class:`DriftMonitor` (:class:`riskmon.metrics.StreamDrift`) and
-exports PSI per model and segment as ``riskmon_psi``; the Prometheus rules in
-``ops/prometheus/rules`` raise the investigate (> 0.1) and retrain (> 0.25) alerts for the model
-owner, and the worker logs retrain-level drift on regular days; the firm path never changes by
-itself. In the backtest
-(:mod:`detectors.evaluate`) retrain events are **marked** -- counted and listed per segment and
-model -- and per-firm models are not reset: every per-firm model is already relearned online from
-the firm's own history, and resetting a whole segment on a festival-driven shift would blind it
-exactly when firms restart. A reset policy can be added where the engine runs (load fresh model
-state for the segment's firms on the next day) without changing this module.
+What a retrain event does: :mod:`detectors.governance` runs this monitor on all firms, in event
+time, and a ``retrain`` event of a model's score on regular days resets that model for the
+segment's performing firms from the next 7-day period, with a fresh reference for its PSI (see
+there). The monitor itself only computes and reports; Prometheus exports PSI per model and segment
+as ``riskmon_psi`` and the rules in ``ops/prometheus/rules`` alert the model owner.
 
 Circuit breaker
 ===============
@@ -67,6 +61,7 @@ __all__ = [
     "DriftMonitor",
     "BreakerConfig",
     "CircuitBreaker",
+    "downgrade",
 ]
 
 #: Bin edges of calibrated model scores (0.5 = decision point of every model).
@@ -187,18 +182,13 @@ class DriftMonitor:
             segment, kind, name = key
             st = self.state.get(key)
             if st is None:
-                st = self.state[key] = {"days": 0, "ref": [] if kind == "csi" else [0] * (len(cfg.score_bins) + 1),
-                                        "edges": None if kind == "csi" else list(cfg.score_bins), "win": []}
+                # A feature's bins are the deciles of its first reference day, so that the
+                # state holds counts only (it is checkpointed by the governance stage).
+                edges = quantile_edges(vals, cfg.feature_bins) if kind == "csi" else list(cfg.score_bins)
+                st = self.state[key] = {"days": 0, "ref": [0] * (len(edges) + 1), "edges": edges, "win": []}
             if st["days"] < cfg.reference_days:
-                if kind == "csi":
-                    st["ref"].extend(vals)
-                else:
-                    st["ref"] = [a + b for a, b in zip(st["ref"], bin_counts(vals, st["edges"]))]
+                st["ref"] = [a + b for a, b in zip(st["ref"], bin_counts(vals, st["edges"]))]
                 st["days"] += 1
-                if st["days"] == cfg.reference_days and kind == "csi":
-                    edges = quantile_edges(st["ref"], cfg.feature_bins)
-                    st["ref"] = bin_counts(st["ref"], edges)
-                    st["edges"] = edges
                 continue
             st["win"] = (st["win"] + [[holiday.get(segment, False), bin_counts(vals, st["edges"])]])[-cfg.window_days :]
             counts = [sum(c) for c in zip(*(w[1] for w in st["win"]))]
@@ -220,6 +210,16 @@ class DriftMonitor:
     def state_dict(self) -> dict[str, Any]:
         """JSON form of the monitor's state (keys ``segment|kind|name``)."""
         return {"|".join(k): dict(v) for k, v in sorted(self.state.items())}
+
+    def load_state(self, state: Mapping[str, Any]) -> "DriftMonitor":
+        """Continue from :meth:`state_dict` output (:attr:`daily` starts empty)."""
+        self.state = {}
+        for key, v in state.items():
+            segment, kind, name = key.split("|", 2)
+            self.state[(segment, kind, name)] = {"days": v["days"], "ref": list(v["ref"]), "edges": list(v["edges"]),
+                                                 "win": [[bool(h), list(c)] for h, c in v["win"]]}
+        self.daily = {}
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,21 +324,48 @@ class CircuitBreaker:
                 st["warned"].add(d["firm_id"])
         return events
 
+    def paused(self) -> list[str]:
+        """The models paused now, sorted."""
+        return sorted(m for m, st in self.state.items() if st["paused"])
+
     def apply(self, detections: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The detections with those of paused models downgraded (new dicts; input unchanged)."""
-        out = []
-        for d in detections:
-            if d.get("source") == "model" and self.is_paused(d["name"]) and d["level"] in ("warning", "critical"):
-                d = {**d, "level": "watch", "action": "HUMAN_REVIEW", "paused": True,
-                     "reasons": list(d["reasons"]) + [{
-                         "code": "breaker_open", "observed": {"model": d["name"]},
-                         "reference": {"metric": self.config.metric, "threshold": self.config.threshold,
-                                       "periods": self.config.periods},
-                         "contribution": 0.0,
-                         "text": f"model {d['name']} paused by its circuit breaker: human review, no freeze"}]}
-            out.append(d)
-        return out
+        return downgrade(detections, self.paused(), self.config)
 
     def state_dict(self) -> dict[str, Any]:
         return {m: {**st, "scored": sorted(st["scored"]), "warned": sorted(st["warned"])}
                 for m, st in sorted(self.state.items())}
+
+    def load_state(self, state: Mapping[str, Any]) -> "CircuitBreaker":
+        """Continue from :meth:`state_dict` output (:attr:`history` starts empty)."""
+        self.state = {m: {"p": st["p"], "scored": set(st["scored"]), "warned": set(st["warned"]),
+                          "run": st["run"], "paused": st["paused"]} for m, st in state.items()}
+        self.history = []
+        return self
+
+
+def downgrade(detections: Iterable[Mapping[str, Any]], paused: Iterable[str],
+              config: BreakerConfig | None = None) -> list[dict[str, Any]]:
+    """``detections`` with the warnings of ``paused`` models downgraded to human review (new
+    dicts; the input is unchanged).
+
+    >>> d = {"source": "model", "name": "m", "level": "warning", "action": "FREEZE_ADJUSTMENTS", "reasons": []}
+    >>> [(x["level"], x["action"], x["reasons"][-1]["code"]) for x in downgrade([d], ["m"])]
+    [('watch', 'HUMAN_REVIEW', 'breaker_open')]
+    >>> downgrade([d], [])[0]["level"]
+    'warning'
+    """
+    config = config or BreakerConfig()
+    paused = set(paused)
+    out = []
+    for d in detections:
+        if d.get("source") == "model" and d["name"] in paused and d["level"] in ("warning", "critical"):
+            d = {**d, "level": "watch", "action": "HUMAN_REVIEW", "paused": True,
+                 "reasons": list(d["reasons"]) + [{
+                     "code": "breaker_open", "observed": {"model": d["name"]},
+                     "reference": {"metric": config.metric, "threshold": config.threshold,
+                                   "periods": config.periods},
+                     "contribution": 0.0,
+                     "text": f"model {d['name']} paused by its circuit breaker: human review, no freeze"}]}
+        out.append(dict(d))
+    return out

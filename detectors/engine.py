@@ -89,7 +89,8 @@ level_slide     level_slide   level (gradual slide; steps ignored;         score
 
 Cross-firm models (e.g. HalfSpaceTrees per industry) are deliberately not in the firm path: they
 would make a firm's result depend on other firms unless frozen and versioned; the per-industry
-view lives in governance (:mod:`detectors.drift`), which only emits events.
+view lives in governance (:mod:`detectors.governance`), which acts on a firm only through
+per-period decisions (a paused model, a model reset) that every partition applies alike.
 
 ``electricity_growth`` (INCREASE_ELIGIBLE) is suppressed (action NONE, reason
 ``suppressed_by_warning``) while any warning was raised for the firm within
@@ -101,7 +102,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import orjson
 
@@ -574,6 +575,26 @@ class Engine:
     def on_day(self, state: dict | None, record: Mapping[str, Any]) -> tuple[list[dict], dict]:
         dets, new_state, _, _ = self._run(state, record)
         return dets, new_state
+
+    def reset_models(self, state: dict | None, models: Iterable[str]) -> dict | None:
+        """``state`` with the named models starting afresh (their learned state, warning counters
+        and episode level dropped: the model warms up again on the firm's next days); rules,
+        features and the other models are kept. Governance uses it for a retrain event.
+
+        >>> engine = Engine()
+        >>> st = engine.reset_models({"v": STATE_VERSION, "d": 1, "r": {}, "m": {"firm_profile": {"n": 3}},
+        ...                            "k": {"firm_profile": [1, 0]}, "e": {"firm_profile": 2}, "f": None, "lw": None},
+        ...                           ["firm_profile"])
+        >>> st["m"], st["k"], st["e"]
+        ({}, {}, {})
+        """
+        if state is None:
+            return None
+        drop = set(models)
+        return {**state,
+                "m": {k: v for k, v in state["m"].items() if k not in drop},
+                "k": {k: v for k, v in state["k"].items() if k not in drop},
+                "e": {k: v for k, v in state["e"].items() if k not in drop}}
 
     def step(self, state: dict | None, record: Mapping[str, Any]) -> DayResult:
         return DayResult(*self._run(state, record))

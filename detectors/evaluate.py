@@ -7,15 +7,13 @@
    file, else :func:`streams.backtest.run_backtest` over ``SIMDIR/events.jsonl.gz`` (firm register
    from ``truth.jsonl``), cached to ``SIMDIR/vitality.jsonl`` with
    :func:`streams.backtest.write_vitality`;
-2. the engine (:mod:`detectors.engine`) over each firm's records in day order -- each firm alone,
-   as in the stream (the result cannot depend on other firms);
-3. governance (:mod:`detectors.drift`), day by day over all firms (sorted): PSI/CSI per industry
-   segment on the *performing book* (firm-days past the vitality warm-up of firms without a
-   warning in the last 30 days; events are reported, retrain events are *marked*, per-firm
-   models are not reset) and the circuit breaker per model, whose downgrades apply to the
-   detections from the day it opens. Governance never changes a firm's engine state, so running
-   the engine per firm first and governance afterwards equals interleaving them day by day;
-4. scores (:func:`score_firms`) against the labels, overall, per rule and per model.
+2. the engine (:mod:`detectors.engine`) and governance (:mod:`detectors.governance`), period by
+   period exactly as the stream runs them (:func:`run_governed`): each firm alone and in day
+   order under its period's decision (circuit-breaker downgrades, retrain resets); drift (PSI/CSI
+   per industry segment) is measured on the *performing book* (firm-days past the vitality
+   warm-up of firms without a warning in the last 30 days) and the breaker on each model's
+   alert rate per 7-day period;
+3. scores (:func:`score_firms`) against the labels, overall, per rule and per model.
 
 Definitions (all days are local calendar days; a *warning* is a detection at level warning or
 critical after governance):
@@ -56,11 +54,12 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import orjson
 
-from detectors.drift import BreakerConfig, CircuitBreaker, DriftConfig, DriftMonitor
+from detectors.drift import BreakerConfig, CircuitBreaker, DriftConfig
+from detectors.governance import Governance, GovernanceConfig, govern_day, period_of, period_start
 from detectors.engine import Engine, EngineConfig, state_size
 from detectors.rules import LEVEL_RANK
 
@@ -217,87 +216,84 @@ class FirmObs:
 class EngineRun:
     firms: dict[str, FirmObs]
     detections: dict[str, list[dict]]  # raw (before governance), per firm, in day order
-    rows: dict[str, list[tuple]]  # day -> [(firm_id, industry, holiday, scores, features)]
     scores: dict[str, list[tuple[str, dict]]]  # firm -> [(day, model scores)], every scored day
     state_bytes: list[int]
     firm_days: int
     seconds: float
 
 
-def run_engine(records: Iterable[tuple[str, list[dict]]], engine: Engine | None = None,
-               exclude_warned_days: int = 30) -> EngineRun:
-    """The engine over each firm's records (each firm alone, in day order). ``rows`` (the
-    governance input) keep the firm-days past the vitality warm-up of firms without a warning in
-    the last ``exclude_warned_days`` days: drift is measured on the performing book, so that
-    firms already in distress (whose scores are meant to be high) do not read as model drift."""
+def run_governed(records: Iterable[tuple[str, list[dict]]], engine: Engine | None = None,
+                 config: GovernanceConfig | None = None, outcome: Callable[[str], bool] | None = None
+                 ) -> tuple[EngineRun, "GovernedRun"]:
+    """The engine and governance over every firm, period by period, exactly as the stream runs
+    them (:mod:`detectors.governance`): each period's firm-days run under that period's decision
+    (breaker downgrades, retrain resets), each firm alone and in day order; their rows feed
+    :class:`~detectors.governance.Governance`, whose next decision follows from them. The rows
+    keep the *performing book*: firm-days past the vitality warm-up of firms without a warning in
+    the last ``book_exclude_warned_days`` (30) days, so that firms already in distress (whose
+    scores are meant to be high) do not read as model drift."""
     engine = engine or Engine()
-    firms: dict[str, FirmObs] = {}
-    dets: dict[str, list[dict]] = {}
-    rows: dict[str, list[tuple]] = {}
-    all_scores: dict[str, list[tuple[str, dict]]] = {}
-    sizes: list[int] = []
-    n = 0
+    config = config or GovernanceConfig()
+    pd = config.breaker.period_days
     t0 = time.perf_counter()
-    for fid, recs in records:
-        st = None
-        out: list[dict] = []
-        scored_from = None
-        for r in recs:
-            res = engine.step(st, r)
-            st = res.state
-            out.extend(res.detections)
-            n += 1
-            if any(v is not None for v in res.scores.values()):
-                all_scores.setdefault(fid, []).append((r["day"], res.scores))
-            if scored_from is None and r.get("band") != "warming_up":
-                scored_from = r["day"]
-            # governance sees the performing book: days past the vitality warm-up, firms without a
-            # warning in the last `exclude_warned_days` days
-            lw = st.get("lw")
-            if (r.get("band") != "warming_up" and (res.scores or res.features)
-                    and (lw is None or _ord(r["day"]) - lw > exclude_warned_days)):
-                rows.setdefault(r["day"], []).append(
-                    (fid, r.get("industry") or "default", bool(r.get("holiday")), res.scores, res.features))
-        if recs:
-            firms[fid] = FirmObs(fid, recs[0].get("industry") or "default", recs[0]["day"], recs[-1]["day"],
-                                 scored_from)
-            dets[fid] = out
-            sizes.append(state_size(st))
-    return EngineRun(firms, dets, rows, all_scores, sizes, n, time.perf_counter() - t0)
+    by_firm = sorted(((fid, recs) for fid, recs in records if recs), key=lambda x: x[0])
+    firms: dict[str, FirmObs] = {}
+    raw: dict[str, list[dict]] = {}
+    final: dict[str, list[dict]] = {}
+    all_scores: dict[str, list[tuple[str, dict]]] = {}
+    states: dict[str, dict | None] = {}
+    pos: dict[str, int] = {}
+    n = 0
+    for fid, recs in by_firm:
+        scored_from = next((r["day"] for r in recs if r.get("band") != "warming_up"), None)
+        firms[fid] = FirmObs(fid, recs[0].get("industry") or "default", recs[0]["day"], recs[-1]["day"], scored_from)
+        raw[fid], final[fid], states[fid], pos[fid] = [], [], None, 0
+    gov = Governance(config, partitions=1, outcome=outcome)
+    decisions: dict[int, dict] = {}
+    if by_firm:
+        first = min(_ord(recs[0]["day"]) for _, recs in by_firm)
+        last = max(_ord(recs[-1]["day"]) for _, recs in by_firm)
+        gov.mark(0, first - 1)
+        for d in gov.advance():
+            decisions[d["period"]] = d
+        for q in range(period_of(first, pd), period_of(last, pd) + 1):
+            decision = decisions[q]
+            end = period_start(q + 1, pd)
+            rows = []
+            for fid, recs in by_firm:
+                i = pos[fid]
+                st = states[fid]
+                while i < len(recs) and _ord(recs[i]["day"]) < end:
+                    res, dets, row = govern_day(engine, st, recs[i], decision, config)
+                    st = res.state
+                    raw[fid].extend(res.detections)
+                    final[fid].extend(dets)
+                    if any(v is not None for v in res.scores.values()):
+                        all_scores.setdefault(fid, []).append((recs[i]["day"], res.scores))
+                    if row is not None:
+                        rows.append(row)
+                    i += 1
+                    n += 1
+                pos[fid], states[fid] = i, st
+            gov.add_rows(rows)
+            gov.mark(0, end - 1)
+            for d in gov.advance():
+                decisions[d["period"]] = d
+    sizes = [state_size(st) for st in states.values() if st is not None]
+    run = EngineRun(firms, raw, all_scores, sizes, n, time.perf_counter() - t0)
+    events = [e for d in gov.decisions for e in d["events"]] + gov.events_due
+    return run, GovernedRun(final, [e for e in events if e["type"] == "drift"], gov)
 
 
 @dataclass
-class Governance:
-    detections: dict[str, list[dict]]  # final, per firm
+class GovernedRun:
+    detections: dict[str, list[dict]]  # final (after governance), per firm
     drift_events: list[dict]
-    drift_daily: dict
-    breaker: CircuitBreaker
+    governance: Governance
 
-
-def govern(run: EngineRun, drift: DriftConfig | None = None, breaker: BreakerConfig | None = None,
-           outcome=None) -> Governance:
-    """Drift monitor and circuit breaker, day by day over all firms (deterministic order)."""
-    monitor = DriftMonitor(drift)
-    cb = CircuitBreaker(breaker, outcome=outcome)
-    by_day: dict[str, list[dict]] = {}
-    for fid in sorted(run.detections):
-        for d in run.detections[fid]:
-            by_day.setdefault(d["day"], []).append(d)
-    final: dict[str, list[dict]] = {fid: [] for fid in run.detections}
-    events: list[dict] = []
-    for day in sorted(set(run.rows) | set(by_day)):
-        rows = run.rows.get(day, [])
-        events.extend(monitor.on_day(day, rows))
-        scored: dict[str, list[str]] = {}
-        for fid, _, _, scores, _ in rows:
-            for m, s in scores.items():
-                if s is not None:
-                    scored.setdefault(m, []).append(fid)
-        raw = by_day.get(day, [])
-        cb.observe(day, scored, raw)
-        for d in cb.apply(raw):
-            final[d["firm_id"]].append(d)
-    return Governance(final, events, monitor.daily, cb)
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.governance.breaker
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,7 +476,8 @@ def _calibration(truth: Mapping, run: EngineRun) -> dict[str, dict[str, Any]]:
 
 def evaluate(sim_dir: Path | str, config: EngineConfig | Mapping | None = None, rebuild: bool = False,
              breaker: BreakerConfig | None = None, drift: DriftConfig | None = None,
-             detections_out: Path | str | None = None, merge_gap_days: int = 7) -> dict[str, Any]:
+             detections_out: Path | str | None = None, merge_gap_days: int = 7,
+             governance: GovernanceConfig | None = None) -> dict[str, Any]:
     """Run the detection backtest over a simulation directory; return the report (a dict)."""
     sim_dir = Path(sim_dir)
     truth_path = sim_dir / "truth.jsonl"
@@ -491,12 +488,13 @@ def evaluate(sim_dir: Path | str, config: EngineConfig | Mapping | None = None, 
     if not isinstance(config, EngineConfig):
         config = EngineConfig.from_dict(config)
     engine = Engine(config)
-    run = run_engine(iter_firm_records(vit_path), engine)
-    breaker = breaker or BreakerConfig()
+    gconfig = governance or GovernanceConfig()
+    if breaker is not None or drift is not None:
+        gconfig = dataclasses.replace(gconfig, breaker=breaker or gconfig.breaker, drift=drift or gconfig.drift)
+    breaker, drift = gconfig.breaker, gconfig.drift
     outcome = (lambda f: (truth.get(f) or {}).get("scenario") in BAD_OUTCOME)
-    t0 = time.perf_counter()
-    gov = govern(run, drift, breaker, outcome if breaker.metric == "false_alarm_rate" else None)
-    gov_seconds = time.perf_counter() - t0
+    run, gov = run_governed(iter_firm_records(vit_path), engine, gconfig,
+                            outcome if breaker.metric == "false_alarm_rate" else None)
     final = gov.detections
 
     if detections_out:
@@ -550,7 +548,6 @@ def evaluate(sim_dir: Path | str, config: EngineConfig | Mapping | None = None, 
         "last_day": max((f.last_day for f in run.firms.values()), default=None),
         "vitality": vit_info,
         "engine_seconds": round(run.seconds, 2),
-        "governance_seconds": round(gov_seconds, 2),
         "firm_days_per_s": round(run.firm_days / run.seconds) if run.seconds > 0 else None,
         "state_bytes": {"mean": round(sum(sizes) / len(sizes)) if sizes else None,
                         "p99": _p(sizes, 0.99), "max": sizes[-1] if sizes else None},
@@ -570,7 +567,9 @@ def evaluate(sim_dir: Path | str, config: EngineConfig | Mapping | None = None, 
             "breaker_max_rate": {m: max((e["value"] for e in gov.breaker.history
                                          if e["event"] == "period_closed" and e["model"] == m), default=None)
                                  for m in sorted(gov.breaker.state)},
-            "retrain_policy": "marked (per-firm models are not reset in the backtest)",
+            "retrain_policy": gconfig.retrain_action,
+            "resets": [[d["from"], seg, m] for d in gov.governance.decisions for seg, m in d["resets"]],
+            "paused_periods": [[d["from"], d["paused"]] for d in gov.governance.decisions if d["paused"]],
         },
         "config": config.to_dict(),
     }
@@ -606,8 +605,8 @@ def format_report(rep: Mapping[str, Any]) -> str:
     else:
         L.append(f"  vitality: reused {v['path']}")
     sb = rep["state_bytes"]
-    L.append(f"  engine: {rep['engine_seconds']} s ({rep['firm_days_per_s']:,} firm-days/s); governance "
-             f"{rep['governance_seconds']} s; engine state per firm: mean {sb['mean']} B, p99 {sb['p99']} B, "
+    L.append(f"  engine and governance: {rep['engine_seconds']} s ({rep['firm_days_per_s']:,} firm-days/s); "
+             f"engine state per firm: mean {sb['mean']} B, p99 {sb['p99']} B, "
              f"max {sb['max']} B (JSON)")
     L.append("")
     L.append("Targets (default population)")
@@ -670,8 +669,9 @@ def format_report(rep: Mapping[str, Any]) -> str:
     L.append("Governance")
     L.append("  drift events (kind:event:day type): " + (", ".join(f"{k} {v}" for k, v in g["drift_events"].items())
                                                         or "none"))
-    L.append(f"  drift events on regular (non-festival) days: {g['drift_events_regular_days']}; retrain policy: "
-             f"{g['retrain_policy']}")
+    L.append(f"  drift events on regular (non-festival) days: {g['drift_events_regular_days']}; retrain action: "
+             f"{g['retrain_policy']}; model resets (period start, segment, model): "
+             + (", ".join(f"{d} {seg} {m}" for d, seg, m in g["resets"]) or "none"))
     for e in g["worst_drift_events"][:5]:
         L.append(f"    {e['day']} {e['segment']:<18} {e['kind']} {e['name']:<14} {e['value']:.3f} {e['event']}"
                  f"{' (festival)' if e['holiday'] else ''}")
@@ -684,6 +684,8 @@ def format_report(rep: Mapping[str, Any]) -> str:
             L.append(f"    {e['day']} {e['model']} {e['event']}")
     else:
         L.append("    no breaker opened")
+    for start, paused in g["paused_periods"]:
+        L.append(f"    period from {start}: paused {', '.join(paused)}")
     ob = rep["overall_before_governance"]
     L.append(f"  before governance: recall {_f(ob['distressed']['recall'])}, false warnings "
              f"{_f(ob['healthy']['per_100_firm_months'], '{:.2f}')} per 100 firm-months")
@@ -705,6 +707,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="circuit-breaker metric (false_alarm_rate uses the ground truth)")
     p.add_argument("--breaker-threshold", type=float, default=None, help="circuit-breaker threshold per period")
     p.add_argument("--detections-out", help="write the final detections (JSON lines) to this file")
+    p.add_argument("--retrain-action", choices=["reset", "mark"], default=None,
+                   help="what a retrain event does (default: RISKMON_GOVERNANCE_RETRAIN_ACTION, reset)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -718,8 +722,14 @@ def main(args: argparse.Namespace) -> int:
             kw["threshold"] = args.breaker_threshold
         elif args.breaker_metric == "false_alarm_rate":
             kw["threshold"] = 0.5
+        from riskmon.settings import Settings
+
+        settings = Settings()
+        action = getattr(args, "retrain_action", None) or settings.governance_retrain_action
+        gconfig = settings.model_copy(update={"governance_retrain_action": action}).governance_config()
         rep = evaluate(args.path, config, rebuild=args.rebuild, breaker=BreakerConfig(**kw),
-                       detections_out=getattr(args, "detections_out", None))
+                       detections_out=getattr(args, "detections_out", None),
+                       governance=gconfig or GovernanceConfig(retrain_action=action))
     except (FileNotFoundError, ValueError) as exc:
         print(f"riskmon detect: {exc}", file=sys.stderr)
         return 2

@@ -147,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     _metrics_args(p)
     p.set_defaults(func=_lazy("streams.app:main"))
 
+    p = sub.add_parser("governance", help="model governance: list decisions, re-enable a paused model")
+    p.add_argument("--bootstrap", help="host:port[,host:port]; default RISKMON_BOOTSTRAP_SERVERS")
+    gsub = p.add_subparsers(dest="action", required=True)
+    g = gsub.add_parser("decisions", help="print the governance decisions published so far (one per period)")
+    g.add_argument("--timeout", type=float, default=10.0, help="stop after this many seconds idle (default 10)")
+    g = gsub.add_parser("reenable", help="re-enable a model paused by its circuit breaker (from the next period)")
+    g.add_argument("model", help="model name, e.g. firm_profile")
+    p.set_defaults(func=_lazy("streams.governance_cli:main"))
+
     p = sub.add_parser("report", help="plots and an HTML page from a vitality file (and alerts)")
     p.add_argument("vitality", help="vitality updates, JSON lines (the demo's or backtest's vitality.jsonl)")
     p.add_argument("--alerts", help="alerts or detections, JSON lines (firm_id, day, name or rule, level)")

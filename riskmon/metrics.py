@@ -639,58 +639,6 @@ class RiskmonMetrics:
         self._servers.clear()
 
 
-class StreamDrift:
-    """PSI of each model's score per industry segment, from the firm-days this worker closes
-    (``Emitted.drift_rows``), into ``riskmon_psi{model,segment}``.
-
-    A metrics view, not an output: each worker sees the firms of its own partitions (a random
-    sample of each segment, since firms are hashed to partitions), so with several workers
-    Prometheus holds one series per worker and the dashboard takes the maximum. A day is handed
-    to :class:`detectors.drift.DriftMonitor` once some partition has closed a later day; rows of
-    a day already handed over (a partition far behind the others) are counted in
-    :attr:`late_rows` and left out.
-
-    >>> from prometheus_client import CollectorRegistry
-    >>> from detectors.drift import DriftConfig, DriftMonitor
-    >>> m = RiskmonMetrics(CollectorRegistry(), component="worker")
-    >>> drift = StreamDrift(m, DriftMonitor(DriftConfig(reference_days=1, window_days=1, min_daily=1, min_count=1)))
-    >>> row = lambda firm, s: (firm, "retail", False, {"m": s}, {})
-    >>> _ = drift.add([("2026-01-01", row("F1", 0.1)), ("2026-01-01", row("F2", 0.1))])
-    >>> _ = drift.add([("2026-01-02", row("F1", 0.95)), ("2026-01-02", row("F2", 0.95))])
-    >>> _ = drift.add([("2026-01-03", row("F1", 0.1))])
-    >>> m.value("riskmon_psi", model="m", segment="retail") > 0.25
-    True
-    """
-
-    def __init__(self, metrics: "RiskmonMetrics", monitor: Any = None) -> None:
-        if monitor is None:
-            from detectors.drift import DriftMonitor
-
-            monitor = DriftMonitor()
-        self.metrics = metrics
-        self.monitor = monitor
-        self.pending: dict[str, list[tuple]] = {}
-        self.handed_through: str | None = None
-        self.late_rows = 0
-
-    def add(self, rows: Iterable[tuple[str, tuple]]) -> list[dict]:
-        """Add closed firm-days; returns the drift events of the days handed over."""
-        for day, row in rows:
-            if self.handed_through is not None and day <= self.handed_through:
-                self.late_rows += 1
-                continue
-            self.pending.setdefault(day, []).append(row)
-        events: list[dict] = []
-        if len(self.pending) > 1:
-            latest = max(self.pending)
-            for day in sorted(d for d in self.pending if d < latest):
-                events += self.monitor.on_day(day, self.pending.pop(day))
-                self.metrics.record_drift(self.monitor.daily, day)
-                self.monitor.daily.clear()  # only the latest day is shown; keep memory flat
-                self.handed_through = day
-        return events
-
-
 def start_metrics_server(
     metrics: RiskmonMetrics, host: str = DEFAULT_METRICS_HOST, port: int = DEFAULT_METRICS_PORT
 ) -> int:

@@ -102,6 +102,21 @@ class Settings(BaseSettings):
         description="Comma-separated models whose circuit breaker is open: their alerts go to human "
         "review and cannot freeze a credit line.",
     )
+    governance_enabled: bool = Field(
+        default=True,
+        description="Model governance in the stream: drift (PSI/CSI) and circuit-breaker decisions per "
+        "7-day period, applied by every partition (needs detection_enabled; see detectors.governance).",
+    )
+    governance_retrain_action: Literal["reset", "mark"] = Field(
+        default="reset",
+        description="What a retrain event (a model's PSI > 0.25 on regular days) does at the next period: "
+        "reset the model for the segment's performing firms, or only mark it.",
+    )
+    governance_config_file: Path | None = Field(
+        default=None,
+        description="JSON file with the governance configuration (detectors.governance.GovernanceConfig: "
+        "drift, breaker); governance_retrain_action overrides its retrain_action.",
+    )
     alert_policy_file: Path | None = Field(
         default=None,
         description="JSON file with the full alert policy (alerts.policy.PolicyConfig fields); "
@@ -178,6 +193,21 @@ class Settings(BaseSettings):
         opened = {m.strip() for m in self.breaker_open.split(",") if m.strip()}
         base["breaker_open"] = sorted(set(base.get("breaker_open", ())) | opened)
         return PolicyConfig.from_dict(base)
+
+    def governance_config(self) -> Any:
+        """The governance configuration (:class:`detectors.governance.GovernanceConfig`), or None
+        when governance or detection is disabled."""
+        if not (self.governance_enabled and self.detection_enabled):
+            return None
+        import orjson
+
+        from detectors.governance import GovernanceConfig
+
+        base: dict[str, Any] = {}
+        if self.governance_config_file is not None:
+            base = orjson.loads(Path(self.governance_config_file).read_bytes())
+        base["retrain_action"] = self.governance_retrain_action
+        return GovernanceConfig.from_dict(base)
 
     @field_validator("sasl_mechanism", mode="before")
     @classmethod

@@ -14,6 +14,12 @@ from riskmon.wire import (
 )
 
 INTERNAL_TOPIC = "riskmon.internal.events"
+#: governance reports (rows and marks) from every partition, and operator requests; 1 partition
+GOVERNANCE_INPUT_TOPIC = "riskmon.governance.input"
+#: governance decisions, one per period, key = period; 1 partition (every worker reads it all)
+GOVERNANCE_TOPIC = "riskmon.governance"
+#: single-partition topics: a total order for the governance stage
+GOVERNANCE_TOPICS = (GOVERNANCE_INPUT_TOPIC, GOVERNANCE_TOPIC)
 
 
 def pipeline_topics() -> list[str]:
@@ -34,4 +40,5 @@ def pipeline_topics() -> list[str]:
 async def ensure_pipeline_topics(settings: Settings) -> list[str]:
     from riskmon.broker import ensure_topics
 
-    return await ensure_topics(settings, pipeline_topics(), settings.partitions)
+    created = await ensure_topics(settings, pipeline_topics(), settings.partitions)
+    return created + await ensure_topics(settings, GOVERNANCE_TOPICS, 1)

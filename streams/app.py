@@ -37,7 +37,7 @@ import orjson
 from riskmon.kafka_tuning import apply_faust_patches
 from riskmon.metrics import RiskmonMetrics
 from riskmon.settings import Settings
-from riskmon.topics import INTERNAL_TOPIC
+from riskmon.topics import GOVERNANCE_INPUT_TOPIC, GOVERNANCE_TOPIC, INTERNAL_TOPIC
 from riskmon.wire import ACTION_TOPICS, DETECTIONS_TOPIC, LATE_TOPIC, VITALITY_TOPIC, partition_for
 from streams.eventtime import FirmState
 from streams.pipeline import Emitted, PartitionPipeline, default_detector, default_policy
@@ -147,25 +147,29 @@ def create_app(
     as_json = faust.Schema(key_serializer="json", value_serializer="json")
     firm_table = app.Table("firmstate", partitions=partitions, schema=as_json)
     meta_table = app.Table("partmeta", partitions=partitions, schema=as_json)
+    governance_input = app.topic(
+        GOVERNANCE_INPUT_TOPIC, key_serializer="raw", value_serializer="raw", partitions=1
+    )
     action_topics = {
         kind: app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
         for kind, name in ACTION_TOPICS.items()
     }
     detector = default_detector(settings) if settings.detection_enabled else None
     policy = default_policy(settings) if detector is not None and settings.alerts_enabled else None
-    if metrics is not None and policy is not None:
-        # The breaker state this worker acts on (set by operators or governance via settings).
+    gconfig = settings.governance_config() if detector is not None else None
+    operator_paused = set(policy.config.breaker_open) if policy is not None else set()
+    if metrics is not None and detector is not None:
+        # The breaker state this worker acts on: operators' (settings) and governance decisions'.
         models = [m.name for m in detector.config.models if m.enabled]
         metrics.declare(models=models)
-        for model in policy.config.breaker_open:
+        for model in operator_paused:
             metrics.set_circuit_breaker(model, True)
-    drift = None
-    if metrics is not None and detector is not None:
-        from riskmon.metrics import StreamDrift
-
-        drift = StreamDrift(metrics)
     runtimes: dict[int, PartitionRuntime] = {}
     app.riskmon_runtimes = runtimes  # type: ignore[attr-defined]
+    # Governance decisions by period, shared by this worker's partitions: filled by the decision
+    # reader below and by the decisions that come with tick records on the internal topic.
+    decisions: dict[int, dict[str, Any]] = {}
+    app.riskmon_decisions = decisions  # type: ignore[attr-defined]
 
     def load_partition(p: int) -> PartitionRuntime:
         pipeline = PartitionPipeline(
@@ -175,8 +179,10 @@ def create_app(
             tz=settings.timezone,
             detector=detector,
             policy=policy,
-            collect_drift_rows=drift is not None,
+            governance=gconfig,
+            partition=p,
         )
+        pipeline.decisions = decisions
         meta = meta_table.get(str(p))
         firms = [
             FirmState.from_json(firm_id, value)
@@ -210,7 +216,7 @@ def create_app(
             firm.checkpoint_offset = offset
             firm_table[firm_id] = firm.to_json()
         core.dirty.clear()
-        meta_table[str(p)] = {**core.meta_json(), "k": offset}
+        meta_table[str(p)] = {**rt.pipeline.meta_json(), "k": offset}
         rt.checkpoint_offset = offset
         for ev in rt.pending:
             ev.ack()
@@ -250,6 +256,8 @@ def create_app(
             rt.pending.append(event)
             out = Emitted()
             rt.pipeline.on_record(orjson.loads(event.value), offset, out)
+            if gconfig is not None:
+                rt.pipeline.release_if_decided(out)
             for firm_id, value in out.late:
                 await late_topic.send(key=firm_id.encode(), value=value)
             for firm_id, value in out.vitality:
@@ -259,15 +267,16 @@ def create_app(
             for kind, topic in action_topics.items():
                 for firm_id, value in getattr(out, kind):
                     await topic.send(key=firm_id.encode(), value=value)
+            for report in out.governance:
+                await governance_input.send(key=str(p).encode(), value=report, partition=0)
             if metrics is not None:
                 metrics.worker_step(p, offset, rt.pipeline, out, message.timestamp)
-            if drift is not None and out.drift_rows:
-                for ev in drift.add(out.drift_rows):
-                    if ev["event"] == "retrain" and not ev["holiday"]:
-                        log.warning("drift: %s of %s in %s is %.3f on %s (retrain threshold)",
-                                    ev["kind"].upper(), ev["name"], ev["segment"], ev["value"], ev["day"])
-            if out.vitality or len(rt.pending) >= settings.checkpoint_records:
+            if out.vitality or out.governance or len(rt.pending) >= settings.checkpoint_records:
                 checkpoint(p, rt, offset)
+
+    if gconfig is not None:
+        _governance_stage(app, settings, gconfig, decisions, internal, governance_input, metrics,
+                          operator_paused)
 
     if metrics is not None:
         from riskmon.metrics import update_faust_lag
@@ -277,6 +286,120 @@ def create_app(
             await update_faust_lag(metrics, app, INTERNAL_TOPIC)
 
     return app
+
+
+def _governance_stage(app: faust.App, settings: Settings, gconfig: Any, decisions: dict[int, dict[str, Any]],
+                      internal: Any, governance_input: Any, metrics: RiskmonMetrics | None,
+                      operator_paused: set[str]) -> None:
+    """The governance agent (one instance in the group: its topic has one partition) and, in
+    every worker, the reader of its decisions (see :mod:`detectors.governance`).
+
+    Recovery: the agent's compact state at its last decision is in the ``governance`` table; an
+    input record is acknowledged only once its rows and mark belong to decided periods, so after a
+    restart the rows and marks since the last decision are read again (rows are deduplicated by
+    firm and day) and every decision comes out as before. Decisions are
+    published on ``riskmon.governance`` (key = period) and, for liveness, as a tick record into
+    every partition of the internal topic: a partition that holds days learns of the decision
+    even when no other input follows."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from detectors.governance import Governance
+
+    as_json = faust.Schema(key_serializer="json", value_serializer="json")
+    gov_table = app.Table("governance", partitions=1, schema=as_json)
+    decisions_topic = app.topic(GOVERNANCE_TOPIC, key_serializer="raw", value_serializer="raw", partitions=1)
+    holder: dict[str, Any] = {}
+
+    def note_decision(decision: dict[str, Any]) -> None:
+        period = int(decision["period"])
+        known = decisions.get(period)
+        if known is not None and known != decision:
+            log.error("governance: conflicting decisions for period %d; keeping the first", period)
+            return
+        decisions[period] = decision
+        if metrics is not None:
+            latest = decisions[max(decisions)]
+            paused = set(latest["paused"]) | operator_paused
+            for model in paused:
+                metrics.set_circuit_breaker(model, True)
+            for ev in latest["events"]:
+                if ev.get("event") == "breaker_reset" and ev["model"] not in paused:
+                    metrics.set_circuit_breaker(ev["model"], False)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        if any(tp.topic == GOVERNANCE_INPUT_TOPIC for tp in revoked):
+            holder.clear()  # the next owner (maybe this worker again) restores from the table
+
+    @app.agent(governance_input, name="riskmon-governance")
+    async def governance(stream: Any) -> None:
+        async for event in stream.noack().events():
+            gov: Governance | None = holder.get("gov")
+            if gov is None:
+                gov = holder["gov"] = Governance(gconfig, partitions=settings.partitions)
+                holder["unacked"] = []  # (latest row day, event), in input order
+                saved = gov_table.get("state")
+                if saved is not None:
+                    gov.load_state(saved)
+                    log.info("governance: restored at period %s", gov.next_period)
+            unacked: list[tuple[int, Any]] = holder["unacked"]
+            msg = orjson.loads(event.value)
+            latest = -1
+            if "reenable" in msg:
+                gov.request_reenable(str(msg["reenable"]))
+                log.warning("governance: re-enable of %s requested (from the next decision)", msg["reenable"])
+            else:
+                rows = msg.get("rows") or ()
+                gov.add_rows(rows)
+                if rows:
+                    latest = max(date_ordinal(r["d"]) for r in rows)
+                if "mark" in msg:
+                    gov.mark(int(msg["p"]), msg["mark"])
+                    latest = max(latest, date_ordinal(msg["mark"]))
+            unacked.append((latest, event))
+            new = gov.advance()
+            for decision in new:
+                value = orjson.dumps(decision)
+                await decisions_topic.send(key=str(decision["period"]).encode(), value=value, partition=0)
+                tick = orjson.dumps({"segments": [], "decision": decision})
+                for q in range(settings.partitions):
+                    await internal.send(key=b"governance", value=tick, partition=q)
+                log.info("governance: period from %s decided: paused %s, resets %s, %d events",
+                         decision["from"], decision["paused"] or "none", decision["resets"] or "none",
+                         len(decision["events"]))
+            if metrics is not None and gov.daily:
+                metrics.record_drift(gov.daily)
+                gov.daily.clear()
+            snap = gov.snapshot()
+            if snap is not None and ("reenable" in msg or new):
+                gov_table["state"] = snap
+            # A report is acknowledged once the state saved above covers its rows and mark; the
+            # others are read again after a restart.
+            done = snap["processed_through"] if snap is not None else None
+            while unacked and (unacked[0][0] < 0 or (done is not None and unacked[0][0] <= done)):
+                unacked.pop(0)[1].ack()
+
+    @app.task
+    async def read_decisions() -> None:
+        consumer = AIOKafkaConsumer(
+            **settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=1000,
+        )
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(GOVERNANCE_TOPIC, 0)])
+            async for record in consumer:
+                note_decision(orjson.loads(record.value))
+        finally:
+            await consumer.stop()
+
+    app.riskmon_note_decision = note_decision  # type: ignore[attr-defined]
+
+
+def date_ordinal(iso: str) -> int:
+    from datetime import date
+
+    return date.fromisoformat(iso).toordinal()
 
 
 def quiet_logging(level: int = logging.WARNING) -> None:

@@ -36,6 +36,8 @@ class BacktestResult:
     detections: list[dict] = field(default_factory=list)
     #: alert policy output by kind (alerts, credit, riskshare, watchlist), in emission order
     actions: dict[str, list[dict]] = field(default_factory=dict)
+    #: governance decisions, one per period (with their drift and breaker events)
+    decisions: list[dict] = field(default_factory=list)
 
     @property
     def events_per_s(self) -> float:
@@ -67,7 +69,11 @@ def run_backtest(
     score_fn: Any = None,
     detector: Any = None,
     policy: Any = None,
+    governance: Any = None,
 ) -> BacktestResult:
+    """``governance`` (a :class:`detectors.governance.GovernanceConfig`, with ``detector``): the
+    governance stage runs in process, fed by the pipeline's reports, as the stream's governance
+    agent is."""
     from producers.eventfile import iter_lines
 
     settings = settings or Settings()
@@ -79,12 +85,31 @@ def run_backtest(
         score_fn=score_fn,
         detector=detector,
         policy=policy,
+        governance=governance,
     )
+    gov = None
+    if governance is not None:
+        from detectors.governance import Governance
+
+        gov = Governance(governance, partitions=1)
     schedule = WatermarkSchedule(watermark_interval_s)
     out = Emitted()
     pending: list[dict[str, Any]] = []
     read = invalid = 0
+    reported = 0
     started = time.perf_counter()
+
+    def govern() -> None:
+        nonlocal reported
+        while gov is not None and reported < len(out.governance):
+            for raw in out.governance[reported:]:
+                report = orjson.loads(raw)
+                gov.add_rows(report["rows"])
+                if "mark" in report:
+                    gov.mark(report["p"], report["mark"])
+            reported = len(out.governance)
+            for decision in gov.advance():
+                pipeline.on_decision(decision, out)
 
     def advance(boundary: float) -> None:
         if pending:
@@ -92,6 +117,7 @@ def run_backtest(
             pending.clear()
         for stream in STREAMS:
             pipeline.on_watermark(stream, 0, boundary, out)
+        govern()
 
     for path in paths:
         for _, raw in iter_lines(Path(path)):
@@ -128,6 +154,7 @@ def run_backtest(
             kind: [orjson.loads(v) for _, v in getattr(out, kind)]
             for kind in ("alerts", "credit", "riskshare", "watchlist")
         },
+        decisions=list(gov.decisions) if gov is not None else [],
     )
 
 
@@ -199,7 +226,7 @@ def main(args: Any) -> int:
     settings = Settings()
     registry_file = args.firms or registry_path or settings.firms_file
     registry = FirmRegistry.from_file(registry_file)
-    from streams.pipeline import default_detector, default_policy
+    from streams.pipeline import default_detector, default_governance, default_policy
 
     # A simulation directory with ground truth is scored by detectors.evaluate, which runs the
     # same detection engine over the vitality written here (so the engine runs once).
@@ -207,7 +234,8 @@ def main(args: Any) -> int:
     with_alerts = settings.detection_enabled and settings.alerts_enabled
     detector = default_detector(settings) if settings.detection_enabled and (with_alerts or not evaluate_truth) else None
     policy = default_policy(settings) if with_alerts else None
-    result = run_backtest(files, settings, registry, detector=detector, policy=policy)
+    governance = default_governance(settings) if detector is not None else None
+    result = run_backtest(files, settings, registry, detector=detector, policy=policy, governance=governance)
     out_path = Path(args.out) if args.out else (path if path.is_dir() else path.parent) / "vitality.jsonl"
     write_vitality(result, out_path)
     if policy is not None:
@@ -237,7 +265,8 @@ def main(args: Any) -> int:
 
         print()
         config = orjson.loads(settings.detection_config_file.read_bytes()) if settings.detection_config_file else None
-        report = evaluate(path, config)  # reuses the vitality.jsonl just written when it is there
+        # reuses the vitality.jsonl just written when it is there
+        report = evaluate(path, config, governance=settings.governance_config())
         if getattr(args, "json", False):
             print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
         else:

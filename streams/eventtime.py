@@ -94,6 +94,8 @@ class FirmState:
     vitality_state: dict | None = None
     detector_state: dict | None = None  # owned by the detection engine run on closed days
     alert_state: dict | None = None  # owned by the alert policy (alerts, credit line, risk share)
+    #: closed days' vitality records waiting for their period's governance decision
+    held: list[dict] = field(default_factory=list)
     checkpoint_offset: int = -1  # input offset this state reflects (set by the adapter)
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +106,7 @@ class FirmState:
             "v": self.vitality_state,
             "d": self.detector_state,
             "a": self.alert_state,
+            "g": self.held,
             "k": self.checkpoint_offset,
         }
 
@@ -117,6 +120,7 @@ class FirmState:
             vitality_state=obj["v"],
             detector_state=obj.get("d"),
             alert_state=obj.get("a"),
+            held=list(obj.get("g") or ()),
             checkpoint_offset=obj["k"],
         )
 

@@ -9,17 +9,23 @@ the records to publish: vitality updates (``riskmon.vitality``) and late events
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import orjson
 
+from detectors.governance import govern_day, period_of
 from streams.daily import as_dict
 from streams.eventtime import ClosedDay, FirmState, PartitionCore, ScoreFn, day_iso, parse_time
 from streams.registry import FirmRegistry
 
 if TYPE_CHECKING:
     from alerts.policy import AlertPolicy
+    from detectors.governance import GovernanceConfig
+
+#: governance rows per report record (about 400 bytes each)
+_ROWS_PER_REPORT = 2000
 
 
 def default_score_fn() -> ScoreFn:
@@ -44,6 +50,16 @@ def default_policy(settings: Any = None) -> "AlertPolicy":
     from alerts.policy import AlertPolicy
 
     return AlertPolicy(settings.policy_config() if settings is not None else None)
+
+
+def default_governance(settings: Any = None) -> "GovernanceConfig | None":
+    """The governance configuration (drift, circuit breaker, retrain action), or None when
+    governance is disabled (``RISKMON_GOVERNANCE_ENABLED=false``)."""
+    if settings is None:
+        from detectors.governance import GovernanceConfig
+
+        return GovernanceConfig()
+    return settings.governance_config()
 
 
 def vitality_record(closed: ClosedDay, industry: str) -> dict[str, Any]:
@@ -86,9 +102,8 @@ class Emitted:
     credit: list[tuple[str, bytes]] = field(default_factory=list)
     riskshare: list[tuple[str, bytes]] = field(default_factory=list)
     watchlist: list[tuple[str, bytes]] = field(default_factory=list)
-    #: (day, (firm_id, industry, holiday, model scores, features)) per closed firm-day, for the
-    #: drift monitor (only when the pipeline collects them)
-    drift_rows: list[tuple[str, tuple]] = field(default_factory=list)
+    #: governance reports (JSON: {"p": partition, "rows": [...], "mark": day}), in order
+    governance: list[bytes] = field(default_factory=list)
 
 
 class PartitionPipeline:
@@ -105,16 +120,23 @@ class PartitionPipeline:
         score_fn: ScoreFn | None = None,
         detector: DayDetector | None = None,
         policy: "AlertPolicy | None" = None,
-        collect_drift_rows: bool = False,
+        governance: "GovernanceConfig | None" = None,
+        partition: int = 0,
     ) -> None:
         if policy is not None and detector is None:
             raise ValueError("the alert policy needs the detection engine (detector)")
+        if governance is not None and detector is None:
+            raise ValueError("governance needs the detection engine (detector)")
         self.registry = registry or FirmRegistry()
         self.detector = detector
         self.policy = policy
-        # Model scores and features of each closed day feed drift monitoring (metrics only);
-        # the engine's step() exposes them, on_day() does not.
-        self._step = getattr(detector, "step", None) if collect_drift_rows else None
+        # With governance, closed days wait for their period's decision (detectors.governance).
+        self.governance = governance
+        self.partition = partition
+        self.decisions: dict[int, dict[str, Any]] = {}  # period -> decision
+        self._held: set[str] = set()  # firms with held days
+        self._min_held_period: int | None = None
+        self.marked: int | None = None  # last mark reported (day ordinal)
         self.core = PartitionCore(
             score_fn=score_fn or default_score_fn(),
             industry_of=self.registry.industry_of,
@@ -132,6 +154,13 @@ class PartitionPipeline:
         """Rebuild the partition from checkpointed state (see :mod:`streams.app`)."""
         self.core.restore(meta, firms)
         self._restored_through = max((f.checkpoint_offset for f in firms), default=-1)
+        self.marked = meta.get("g") if meta else None
+        self._held = {f.firm_id for f in firms if f.held}
+        self._recompute_min_held()
+
+    def meta_json(self) -> dict[str, Any]:
+        """The partition's own checkpointed state (watermarks, horizon, last governance mark)."""
+        return {**self.core.meta_json(), "g": self.marked}
 
     def on_record(self, obj: dict[str, Any], offset: int = -1, out: Emitted | None = None) -> Emitted:
         """Apply one decoded internal record: its segments of events and watermarks, in order."""
@@ -148,6 +177,9 @@ class PartitionPipeline:
                         self._watermark_times.clear()
                     epoch_s = self._watermark_times[stamp] = parse_time(stamp)
                 self.on_watermark(segment["stream"], segment["src"], epoch_s, out)
+        decision = obj.get("decision")
+        if decision is not None:
+            self.on_decision(decision, out)
         return out
 
     def on_events(
@@ -177,34 +209,115 @@ class PartitionPipeline:
                 )
 
     def on_watermark(self, stream: str, source: int, epoch_s: float, out: Emitted) -> None:
-        self._closed(self.core.on_watermark(stream, source, epoch_s), out)
+        horizon = self.core.horizon
+        closed = self.core.on_watermark(stream, source, epoch_s)
+        if closed:
+            self._closed(closed, out)
+        if self.governance is not None and self.core.horizon != horizon:
+            self.release(out)  # the partition's mark may move (also with no firm here)
+
+    def on_decision(self, decision: dict[str, Any], out: Emitted) -> None:
+        """A governance decision (:class:`detectors.governance.Governance`); releases the held
+        days it covers. Decisions may come in any order and more than once."""
+        period = int(decision["period"])
+        known = self.decisions.get(period)
+        if known is None:
+            self.decisions[period] = decision
+        elif known != decision:
+            raise ValueError(f"conflicting governance decisions for period {period}")
+        if self.governance is not None:
+            self.release_if_decided(out)
+
+    def release_if_decided(self, out: Emitted) -> None:
+        """Release held days if a decision for the oldest held period has arrived by another way
+        than this partition's input (the worker's decision reader fills :attr:`decisions`)."""
+        if self._min_held_period is not None and self._min_held_period in self.decisions:
+            self.release(out)
 
     def _closed(self, closed: list[ClosedDay], out: Emitted) -> None:
         industry_of = self.registry.industry_of
         detector = self.detector
-        policy = self.policy
         firms = self.core.firms
-        counts = self.counts
+        held = self.governance is not None
         for c in closed:
             record = vitality_record(c, industry_of(c.firm_id))
             out.vitality.append((c.firm_id, orjson.dumps(record)))
-            if detector is not None:
+            if held:
+                firms[c.firm_id].held.append(record)
+                self._held.add(c.firm_id)
+            elif detector is not None:
                 firm = firms[c.firm_id]
-                if self._step is not None:
-                    result = self._step(firm.detector_state, record)
-                    detections, firm.detector_state = result.detections, result.state
-                    out.drift_rows.append((record["day"], (
-                        c.firm_id, record["industry"], bool(record.get("holiday")), result.scores, result.features)))
-                else:
-                    detections, firm.detector_state = detector.on_day(firm.detector_state, record)
-                for det in detections:
-                    out.detections.append((c.firm_id, orjson.dumps(det)))
-                counts.detections += len(detections)
-                if policy is not None:
-                    acts, firm.alert_state = policy.on_day(firm.alert_state, record, detections)
-                    if acts["alerts"] or acts["credit"] or acts["riskshare"] or acts["watchlist"]:
-                        self._acts(c.firm_id, acts, out)
+                detections, firm.detector_state = detector.on_day(firm.detector_state, record)
+                self._detected(firm, record, detections, out)
+        if held and closed:
+            self._recompute_min_held()
         self.counts.days_closed += len(closed)
+
+    def _detected(self, firm: FirmState, record: dict[str, Any], detections: list[dict], out: Emitted) -> None:
+        for det in detections:
+            out.detections.append((firm.firm_id, orjson.dumps(det)))
+        self.counts.detections += len(detections)
+        if self.policy is not None:
+            acts, firm.alert_state = self.policy.on_day(firm.alert_state, record, detections)
+            if acts["alerts"] or acts["credit"] or acts["riskshare"] or acts["watchlist"]:
+                self._acts(firm.firm_id, acts, out)
+
+    def _recompute_min_held(self) -> None:
+        if not self._held or self.governance is None:
+            self._min_held_period = None
+            return
+        pd = self.governance.breaker.period_days
+        firms = self.core.firms
+        first = min(date.fromisoformat(firms[f].held[0]["day"]).toordinal() for f in self._held)
+        self._min_held_period = period_of(first, pd)
+
+    def release(self, out: Emitted) -> None:
+        """Run detection and the alert policy on the held days whose decision is known, in day
+        order per firm, and report rows and the partition's mark to governance."""
+        gcfg = self.governance
+        assert gcfg is not None and self.detector is not None
+        rows: list[dict[str, Any]] = []
+        if self._min_held_period is not None and self._min_held_period in self.decisions:
+            pd = gcfg.breaker.period_days
+            firms = self.core.firms
+            decisions = self.decisions
+            for firm_id in sorted(self._held):
+                firm = firms[firm_id]
+                n = 0
+                for record in firm.held:
+                    decision = decisions.get(period_of(date.fromisoformat(record["day"]).toordinal(), pd))
+                    if decision is None:
+                        break
+                    res, final, row = govern_day(self.detector, firm.detector_state, record, decision, gcfg)
+                    firm.detector_state = res.state
+                    self._detected(firm, record, final, out)
+                    if row is not None:
+                        rows.append(row)
+                    n += 1
+                if n:
+                    firm.held = firm.held[n:]
+                    self.core.dirty.add(firm_id)
+                    if not firm.held:
+                        self._held.discard(firm_id)
+            self._recompute_min_held()
+        horizon = self.core.horizon
+        if horizon is None:
+            return
+        mark = horizon
+        if self._held:
+            firms = self.core.firms
+            mark = min(mark, min(date.fromisoformat(firms[f].held[0]["day"]).toordinal() for f in self._held) - 1)
+        if rows or self.marked is None or mark > self.marked:
+            # Reports stay below ~1 MB per record (Kafka's default message size limit).
+            for i in range(0, max(len(rows), 1), _ROWS_PER_REPORT):
+                chunk = rows[i:i + _ROWS_PER_REPORT]
+                last = i + _ROWS_PER_REPORT >= len(rows)
+                report: dict[str, Any] = {"p": self.partition, "rows": chunk}
+                if last:
+                    report["mark"] = date.fromordinal(mark).isoformat()
+                out.governance.append(orjson.dumps(report))
+            if self.marked is None or mark > self.marked:
+                self.marked = mark
 
 
     def _acts(self, firm_id: str, acts: dict[str, list[dict]], out: Emitted) -> None:

@@ -139,7 +139,7 @@ def crash_main(args: Any) -> int:
     from riskmon.services import ServiceGroup, ingest_service, worker_service
     from riskmon.topics import ensure_pipeline_topics
     from streams.backtest import run_backtest
-    from streams.pipeline import default_policy
+    from streams.pipeline import default_governance, default_policy
     from streams.registry import FirmRegistry
 
     workdir = Path(tempfile.mkdtemp(prefix="riskmon-bench-crash-"))
@@ -147,7 +147,8 @@ def crash_main(args: Any) -> int:
     events = sim / "events.jsonl.gz"
     registry = FirmRegistry.from_file(sim / "truth.jsonl")
     started = time.perf_counter()
-    clean = run_backtest([events], registry=registry, detector=Engine(), policy=default_policy(Settings()))
+    clean = run_backtest([events], registry=registry, detector=Engine(), policy=default_policy(Settings()),
+                         governance=default_governance(Settings()))
     want_ids = {k: {m[ID_FIELDS[k]] for m in msgs} for k, msgs in clean.actions.items()}
     print(f"clean run in process: {clean.events_read:,} events, {len(clean.vitality):,} firm-days, "
           + ", ".join(f"{k} {len(v):,}" for k, v in want_ids.items())

@@ -19,6 +19,7 @@ import pytest
 from alerts.policy import AlertPolicy
 from alerts.schema import ID_FIELDS
 from detectors.engine import Engine, EngineConfig
+from detectors.governance import GovernanceConfig
 from producers.replay import replay_files
 from producers.simulator import simulate
 from riskmon.services import ServiceGroup, ingest_service, read_topic, worker_service
@@ -55,6 +56,7 @@ def _backtest(population: Path, files: int = 1) -> Any:
         registry=FirmRegistry.from_file(population / "truth.jsonl"),
         detector=Engine(EngineConfig.from_dict(ENGINE_CONFIG)),
         policy=AlertPolicy(),
+        governance=GovernanceConfig(),
     )
 
 

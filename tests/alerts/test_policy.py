@@ -131,6 +131,20 @@ def test_an_open_breaker_sends_a_model_to_human_review_and_cannot_freeze() -> No
     assert [c["action"] for c in out["credit"]] == ["FREEZE_ADJUSTMENTS"]
 
 
+def test_a_governance_downgraded_warning_goes_to_human_review() -> None:
+    from detectors.drift import downgrade
+
+    days = [(record(i), []) for i in range(10)]
+    days += [(record(i, score=10, band="distress"),
+              downgrade([detection(i, "firm_profile", "warning", "FREEZE_ADJUSTMENTS", "model")], ["firm_profile"]))
+             for i in range(10, 20)]
+    out, _ = run(AlertPolicy(), days)
+    assert [(a["event"], a["level"], a["action"], a["authority"]) for a in out["alerts"]] == [
+        ("raised", "watch", "HUMAN_REVIEW", "human_review")]
+    assert "breaker_open" in [r["code"] for r in out["alerts"][0]["reasons"]]
+    assert out["credit"] == []
+
+
 def test_a_rule_still_freezes_when_a_model_breaker_is_open() -> None:
     days = [(record(0, score=10, band="distress"),
              [detection(0, "firm_profile", "warning", "FREEZE_ADJUSTMENTS", "model", 0.99), detection(0)])]

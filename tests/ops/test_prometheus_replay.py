@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FIRMS, DAYS, SEED = 120, 45, 11
 REPLAY_SECONDS = 75  # wall time of the paced replay: Prometheus scrapes while events flow
-#: Not produced by the ingest stage or the worker (governance runs elsewhere) or not certain
-#: within a short replay (Prometheus alerts firing).
+#: Not certain within a short replay: PSI needs a 28-day reference and 200 scores per segment
+#: window, a breaker two bad weeks; Prometheus alerts may not fire.
 ALLOW_EMPTY = ("riskmon_psi", "riskmon_circuit_breaker_open", "ALERTS")
 
 
