@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -44,10 +43,11 @@ def main(args: Any) -> int:
     settings = Settings()
     with ExitStack() as stack:
         if not settings.bootstrap_servers:
-            data_dir = Path(tempfile.mkdtemp(prefix="riskmon-demo-broker-"))
-            broker = stack.enter_context(EmbeddedBroker(data_dir=data_dir))
+            # The broker owns a fresh data directory and removes it when it stops: a full demo
+            # leaves several GB there (noida-db keeps every record).
+            broker = stack.enter_context(EmbeddedBroker())
             settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
-            print(f"[2/4] embedded broker on {broker.bootstrap} (data in {data_dir})")
+            print(f"[2/4] embedded broker on {broker.bootstrap} (data in {broker.data_dir}, removed at the end)")
         else:
             print(f"[2/4] using the Kafka cluster at {settings.bootstrap_servers}")
         settings = settings.model_copy(update={"firms_file": sim_dir / "truth.jsonl"})
