@@ -52,7 +52,6 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -60,6 +59,7 @@ import orjson
 
 from detectors.drift import BreakerConfig, CircuitBreaker, DriftConfig
 from detectors.governance import Governance, GovernanceConfig, govern_day, period_of, period_start
+from streams.eventtime import day_ordinal as _ord
 from detectors.engine import Engine, EngineConfig, state_size
 from detectors.rules import LEVEL_RANK
 
@@ -299,10 +299,6 @@ class GovernedRun:
 # --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
-
-
-def _ord(iso: str) -> int:
-    return date.fromisoformat(iso).toordinal()
 
 
 def _p(xs: list[float], q: float) -> float | None:

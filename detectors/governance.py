@@ -59,10 +59,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date  # the doctests use it
 from typing import Any, Callable, Iterable, Mapping
 
 from detectors.drift import BreakerConfig, CircuitBreaker, DriftConfig, DriftMonitor, downgrade
+from streams.eventtime import day_iso, day_ordinal
 
 __all__ = [
     "GovernanceConfig",
@@ -124,10 +125,6 @@ def period_start(period: int, period_days: int = 7) -> int:
     return period * period_days + 1
 
 
-def _ord(iso: str) -> int:
-    return date.fromisoformat(iso).toordinal()
-
-
 def row_of(record: Mapping[str, Any], scores: Mapping[str, float | None], features: Mapping[str, float | None],
            raw_detections: Iterable[Mapping[str, Any]], state: Mapping[str, Any] | None,
            book_exclude_warned_days: int) -> dict[str, Any] | None:
@@ -142,7 +139,7 @@ def row_of(record: Mapping[str, Any], scores: Mapping[str, float | None], featur
                      if d.get("source") == "model" and d.get("new") and d.get("level") in ("warning", "critical")})
     lw = state.get("lw") if state else None
     book = bool(record.get("band") != "warming_up" and (scores or features)
-                and (lw is None or _ord(record["day"]) - lw > book_exclude_warned_days))
+                and (lw is None or day_ordinal(record["day"]) - lw > book_exclude_warned_days))
     if not book and not warned:
         return None
     return {"f": record["firm_id"], "d": record["day"], "i": record.get("industry") or "default",
@@ -161,7 +158,7 @@ def govern_day(engine: Any, state: dict | None, record: Mapping[str, Any], decis
     if resets and state is not None:
         industry = record.get("industry") or "default"
         models = [m for seg, m in resets if seg == industry]
-        day = _ord(record["day"])
+        day = day_ordinal(record["day"])
         pd = config.breaker.period_days
         lw = state.get("lw")
         if (models and period_of(state["d"], pd) < period_of(day, pd)
@@ -199,13 +196,16 @@ class Governance:
         self.duplicates = 0
         self.late_rows = 0
         self._snapshot: dict[str, Any] | None = None
-        #: ``(day, segment, kind, name) -> (value, n)`` of the days processed since the caller last
-        #: cleared it (for metrics)
-        self.daily = self.monitor.daily
+
+    @property
+    def daily(self) -> dict[tuple[str, str, str, str], tuple[float, int]]:
+        """``(day, segment, kind, name) -> (value, n)`` of the days processed since the caller
+        last cleared it (for metrics)."""
+        return self.monitor.daily
 
     # -- input ----------------------------------------------------------------------------------
     def add_row(self, row: Mapping[str, Any]) -> None:
-        day = _ord(row["d"])
+        day = day_ordinal(row["d"])
         if self.processed_through is not None and day <= self.processed_through:
             self.late_rows += 1
             return
@@ -223,7 +223,7 @@ class Governance:
         """Partition ``partition`` has released and reported every firm-day up to ``through``."""
         if not 0 <= partition < self.partitions:
             raise ValueError(f"partition {partition} out of range (partitions={self.partitions})")
-        day = through if isinstance(through, int) else _ord(through)
+        day = through if isinstance(through, int) else day_ordinal(through)
         if day > self.marks.get(partition, -1):
             self.marks[partition] = day
 
@@ -252,7 +252,7 @@ class Governance:
         return out
 
     def _process(self, day: int) -> None:
-        iso = date.fromordinal(day).isoformat()
+        iso = day_iso(day)
         rows = sorted(self.pending.pop(day, {}).values(), key=lambda r: r["f"])
         book = [(r["f"], r["i"], r["h"], r["s"], r["x"]) for r in rows if r["b"]]
         for ev in self.monitor.on_day(iso, book):
@@ -275,7 +275,7 @@ class Governance:
         assert self.next_period is not None
         pd = self.config.breaker.period_days
         start = period_start(self.next_period, pd)
-        first = date.fromordinal(start).isoformat()
+        first = day_iso(start)
         # Close the previous period now: the breaker closes a period on its first observation of
         # the next one, and the decision must include that close.
         for ev in self.breaker.observe(first, {}, []):
@@ -287,7 +287,7 @@ class Governance:
         decision = {
             "period": self.next_period,
             "from": first,
-            "to": date.fromordinal(start + pd - 1).isoformat(),
+            "to": day_iso(start + pd - 1),
             "paused": self.breaker.paused(),
             "resets": sorted([list(r) for r in self.resets_due]),
             "events": self.events_due,
@@ -335,7 +335,6 @@ class Governance:
         self.next_period = state["next_period"]
         self.breaker.load_state(state["breaker"])
         self.monitor.load_state(state["drift"])
-        self.daily = self.monitor.daily
         self.events_due = list(state["events_due"])
         self.resets_due = {(s, m) for s, m in state["resets_due"]}
         self.marks = {int(p): d for p, d in state["marks"].items()}

@@ -39,7 +39,7 @@ from riskmon.metrics import RiskmonMetrics
 from riskmon.settings import Settings
 from riskmon.topics import GOVERNANCE_INPUT_TOPIC, GOVERNANCE_TOPIC, INTERNAL_TOPIC
 from riskmon.wire import ACTION_TOPICS, DETECTIONS_TOPIC, LATE_TOPIC, VITALITY_TOPIC, partition_for
-from streams.eventtime import FirmState
+from streams.eventtime import FirmState, day_ordinal
 from streams.pipeline import Emitted, PartitionPipeline, default_detector, default_policy
 from streams.registry import FirmRegistry
 
@@ -352,10 +352,10 @@ def _governance_stage(app: faust.App, settings: Settings, gconfig: Any, decision
                 rows = msg.get("rows") or ()
                 gov.add_rows(rows)
                 if rows:
-                    latest = max(date_ordinal(r["d"]) for r in rows)
+                    latest = max(day_ordinal(r["d"]) for r in rows)
                 if "mark" in msg:
                     gov.mark(int(msg["p"]), msg["mark"])
-                    latest = max(latest, date_ordinal(msg["mark"]))
+                    latest = max(latest, day_ordinal(msg["mark"]))
             unacked.append((latest, event))
             new = gov.advance()
             for decision in new:
@@ -394,12 +394,6 @@ def _governance_stage(app: faust.App, settings: Settings, gconfig: Any, decision
             await consumer.stop()
 
     app.riskmon_note_decision = note_decision  # type: ignore[attr-defined]
-
-
-def date_ordinal(iso: str) -> int:
-    from datetime import date
-
-    return date.fromisoformat(iso).toordinal()
 
 
 def quiet_logging(level: int = logging.WARNING) -> None:

@@ -83,6 +83,11 @@ def day_iso(day: int) -> str:
     return date.fromordinal(day).isoformat()
 
 
+def day_ordinal(iso: str) -> int:
+    """The inverse of :func:`day_iso`."""
+    return date.fromisoformat(iso).toordinal()
+
+
 @dataclass
 class FirmState:
     """Everything riskmon keeps about one firm; serialized into the firm-state table."""

@@ -9,7 +9,6 @@ the records to publish: vitality updates (``riskmon.vitality``) and late events
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
@@ -17,7 +16,7 @@ import orjson
 
 from detectors.governance import govern_day, period_of
 from streams.daily import as_dict
-from streams.eventtime import ClosedDay, FirmState, PartitionCore, ScoreFn, day_iso, parse_time
+from streams.eventtime import ClosedDay, FirmState, PartitionCore, ScoreFn, day_iso, day_ordinal, parse_time
 from streams.registry import FirmRegistry
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ class PartitionPipeline:
         self.partition = partition
         self.decisions: dict[int, dict[str, Any]] = {}  # period -> decision
         self._held: set[str] = set()  # firms with held days
-        self._min_held_period: int | None = None
+        self._first_held_day: int | None = None  # earliest held day (ordinal) of the partition
         self.marked: int | None = None  # last mark reported (day ordinal)
         self.core = PartitionCore(
             score_fn=score_fn or default_score_fn(),
@@ -156,7 +155,7 @@ class PartitionPipeline:
         self._restored_through = max((f.checkpoint_offset for f in firms), default=-1)
         self.marked = meta.get("g") if meta else None
         self._held = {f.firm_id for f in firms if f.held}
-        self._recompute_min_held()
+        self._recompute_first_held()
 
     def meta_json(self) -> dict[str, Any]:
         """The partition's own checkpointed state (watermarks, horizon, last governance mark)."""
@@ -228,10 +227,14 @@ class PartitionPipeline:
         if self.governance is not None:
             self.release_if_decided(out)
 
+    def _first_held_decided(self) -> bool:
+        first = self._first_held_day
+        return first is not None and period_of(first, self.governance.breaker.period_days) in self.decisions
+
     def release_if_decided(self, out: Emitted) -> None:
         """Release held days if a decision for the oldest held period has arrived by another way
         than this partition's input (the worker's decision reader fills :attr:`decisions`)."""
-        if self._min_held_period is not None and self._min_held_period in self.decisions:
+        if self._first_held_decided():
             self.release(out)
 
     def _closed(self, closed: list[ClosedDay], out: Emitted) -> None:
@@ -250,7 +253,7 @@ class PartitionPipeline:
                 detections, firm.detector_state = detector.on_day(firm.detector_state, record)
                 self._detected(firm, record, detections, out)
         if held and closed:
-            self._recompute_min_held()
+            self._recompute_first_held()
         self.counts.days_closed += len(closed)
 
     def _detected(self, firm: FirmState, record: dict[str, Any], detections: list[dict], out: Emitted) -> None:
@@ -262,14 +265,9 @@ class PartitionPipeline:
             if acts["alerts"] or acts["credit"] or acts["riskshare"] or acts["watchlist"]:
                 self._acts(firm.firm_id, acts, out)
 
-    def _recompute_min_held(self) -> None:
-        if not self._held or self.governance is None:
-            self._min_held_period = None
-            return
-        pd = self.governance.breaker.period_days
+    def _recompute_first_held(self) -> None:
         firms = self.core.firms
-        first = min(date.fromisoformat(firms[f].held[0]["day"]).toordinal() for f in self._held)
-        self._min_held_period = period_of(first, pd)
+        self._first_held_day = min((day_ordinal(firms[f].held[0]["day"]) for f in self._held), default=None)
 
     def release(self, out: Emitted) -> None:
         """Run detection and the alert policy on the held days whose decision is known, in day
@@ -277,7 +275,7 @@ class PartitionPipeline:
         gcfg = self.governance
         assert gcfg is not None and self.detector is not None
         rows: list[dict[str, Any]] = []
-        if self._min_held_period is not None and self._min_held_period in self.decisions:
+        if self._first_held_decided():
             pd = gcfg.breaker.period_days
             firms = self.core.firms
             decisions = self.decisions
@@ -285,7 +283,7 @@ class PartitionPipeline:
                 firm = firms[firm_id]
                 n = 0
                 for record in firm.held:
-                    decision = decisions.get(period_of(date.fromisoformat(record["day"]).toordinal(), pd))
+                    decision = decisions.get(period_of(day_ordinal(record["day"]), pd))
                     if decision is None:
                         break
                     res, final, row = govern_day(self.detector, firm.detector_state, record, decision, gcfg)
@@ -299,14 +297,11 @@ class PartitionPipeline:
                     self.core.dirty.add(firm_id)
                     if not firm.held:
                         self._held.discard(firm_id)
-            self._recompute_min_held()
+            self._recompute_first_held()
         horizon = self.core.horizon
         if horizon is None:
             return
-        mark = horizon
-        if self._held:
-            firms = self.core.firms
-            mark = min(mark, min(date.fromisoformat(firms[f].held[0]["day"]).toordinal() for f in self._held) - 1)
+        mark = horizon if self._first_held_day is None else min(horizon, self._first_held_day - 1)
         if rows or self.marked is None or mark > self.marked:
             # Reports stay below ~1 MB per record (Kafka's default message size limit).
             for i in range(0, max(len(rows), 1), _ROWS_PER_REPORT):
@@ -314,7 +309,7 @@ class PartitionPipeline:
                 last = i + _ROWS_PER_REPORT >= len(rows)
                 report: dict[str, Any] = {"p": self.partition, "rows": chunk}
                 if last:
-                    report["mark"] = date.fromordinal(mark).isoformat()
+                    report["mark"] = day_iso(mark)
                 out.governance.append(orjson.dumps(report))
             if self.marked is None or mark > self.marked:
                 self.marked = mark
