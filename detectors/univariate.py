@@ -284,7 +284,8 @@ class RangeNoveltyDetector(_RepeatSuppression, Detector):
         v = as_value(x)
         if not math.isfinite(v):
             return
-        raw = self._raw_score(v)
+        if self.rest > 0:  # (inside DefaultDetector rest is 0: nothing to remember, nothing to score)
+            self._remember(self._raw_score(v))
         self._n += 1
         self._max = max(self._max, v)
         self._min = min(self._min, v)
@@ -295,7 +296,6 @@ class RangeNoveltyDetector(_RepeatSuppression, Detector):
         d = v - mean
         mean += d / n
         self._welford = (n, mean, m2 + d * (v - mean))
-        self._remember(raw)
 
 
 class _RunLengthNovelty:
