@@ -5,14 +5,18 @@ handle hundreds of thousands per second. :func:`fast_check` accepts only events 
 canonical form riskmon's producers emit, checking every rule of :mod:`riskmon.events` by hand, and
 returns ``None`` for anything else so that callers fall back to the contract's own validator,
 :func:`riskmon.events.validate_event`. Accept/reject decisions are therefore exactly the
-contract's (fuzz-tested in ``tests/producers/test_replay.py``).
+contract's (fuzz-tested in ``tests/producers/test_replay.py``). :func:`fast_line` does the same
+on raw JSON bytes, decoding and checking in one step (with msgspec: about half the cost of
+``orjson.loads`` followed by :func:`fast_check`).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Callable, ClassVar, Literal, Union
+
+import orjson
 
 from riskmon.events import (
     MAX_AMOUNT_CNY,
@@ -232,3 +236,133 @@ def fast_check(obj: Any) -> tuple[str, str, float] | None:
         return etype, firm, arrival
     except Exception:  # wrong shapes (not a dict, unhashable values, missing keys): be exact
         return None
+
+
+# --------------------------------------------------------------------------------------------
+# Raw bytes: decoding and validation in one step
+# --------------------------------------------------------------------------------------------
+
+def _fast_line_orjson(raw: bytes) -> tuple[str, str, float] | None:
+    """Fast path on a line without msgspec: orjson, then :func:`fast_check`."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return fast_check(obj)
+
+
+# The fast path with msgspec: decode and check types, lengths, ranges and literals in C (typed
+# structs mirroring the contract), then the patterns, timestamps and cross-field rules in Python.
+# Every constraint is at least as strict as the contract's; JSON that msgspec and orjson read
+# differently (duplicate keys, escapes, numbers) is rejected or read identically (tested by
+# fuzzing), and anything rejected here goes to the contract's validator. msgspec is optional.
+try:
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover
+    _msgspec = None
+
+_fast_line_msgspec: Callable[[bytes], tuple[str, str, float] | None] | None = None
+
+if _msgspec is not None:
+    _Meta = _msgspec.Meta
+    _MId = Annotated[str, _Meta(min_length=1, max_length=128)]
+    _MFirm = Annotated[str, _Meta(min_length=1, max_length=64)]
+    _MSource = Annotated[str, _Meta(min_length=1, max_length=64)]
+    _MMoney = Annotated[float, _Meta(ge=0, le=MAX_AMOUNT_CNY)]
+    _MMinutes = Annotated[int, _Meta(ge=1, le=1440)]
+    _MKwh = Annotated[float, _Meta(ge=0, le=MAX_KWH_PER_INTERVAL)]
+    _MWeight = Annotated[float, _Meta(ge=0, le=1e6)]
+    _MAmount = Annotated[float, _Meta(gt=0, le=MAX_AMOUNT_CNY)]
+
+    class _MBase(_msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, gc=False):
+        etype: ClassVar[str] = ""
+        event_id: _MId
+        firm_id: _MFirm
+        event_time: str
+        source: _MSource
+        delivered_at: Union[str, None] = None
+        schema_version: Literal[1] = 1
+
+        def _arrival(self) -> float | None:
+            et = _TS_CACHE.get(self.event_time) or _ts(self.event_time)
+            if et is None:
+                return None
+            d = self.delivered_at
+            if d is None:
+                return et
+            dt = _TS_CACHE.get(d) or _ts(d)
+            if dt is None or dt < et:
+                return None
+            return dt
+
+    class _MElectricity(_MBase, tag="electricity", kw_only=True, gc=False):
+        etype: ClassVar[str] = "electricity"
+        meter_id: _MId
+        interval_minutes: _MMinutes
+        kwh: _MKwh
+
+        def check(self) -> float | None:
+            if _ID_OK(self.event_id + self.meter_id) is None:
+                return None
+            return self._arrival()
+
+    class _MInvoice(_MBase, tag="invoice", kw_only=True, gc=False):
+        etype: ClassVar[str] = "invoice"
+        invoice_id: _MId
+        kind: Literal["issued", "cancelled", "received"]
+        counterparty_id: _MId
+        amount: _MMoney
+        tax: _MMoney
+
+        def check(self) -> float | None:
+            if self.tax > self.amount:
+                return None
+            if _ID_OK(self.event_id + self.invoice_id + self.counterparty_id) is None:
+                return None
+            return self._arrival()
+
+    class _MLogistics(_MBase, tag="logistics", kw_only=True, gc=False):
+        etype: ClassVar[str] = "logistics"
+        order_id: _MId
+        status: Literal["created", "picked_up", "delivered"]
+        value: _MMoney
+        weight_kg: _MWeight
+
+        def check(self) -> float | None:
+            if _ID_OK(self.event_id + self.order_id) is None:
+                return None
+            return self._arrival()
+
+    class _MPayment(_MBase, tag="payment", kw_only=True, gc=False):
+        etype: ClassVar[str] = "payment"
+        txn_id: _MId
+        amount: _MAmount
+        direction: Literal["in", "out"]
+        channel: Literal["pos", "transfer", "online", "qr"]
+        refund: bool = False
+
+        def check(self) -> float | None:
+            if _ID_OK(self.event_id + self.txn_id) is None:
+                return None
+            return self._arrival()
+
+    _m_decode = _msgspec.json.Decoder(Union[_MElectricity, _MInvoice, _MLogistics, _MPayment]).decode
+
+    def _fast_line_msgspec(raw: bytes) -> tuple[str, str, float] | None:  # type: ignore[no-redef]
+        """Fast path on a line with msgspec."""
+        try:
+            ev = _m_decode(raw)
+        except Exception:  # DecodeError, UnicodeDecodeError, ...: the contract's validator decides
+            return None
+        arrival = ev.check()
+        if arrival is None:
+            return None
+        firm = ev.firm_id
+        if firm not in _GOOD_FIRMS and not _good_firm(firm):
+            return None
+        return ev.etype, firm, arrival
+
+
+#: The fast path in use: ``fast_line(raw) -> (type, firm_id, arrival) | None``.
+fast_line: Callable[[bytes], tuple[str, str, float] | None] = _fast_line_msgspec or _fast_line_orjson
+FAST_PATH = "msgspec" if _fast_line_msgspec is not None else "orjson"

@@ -120,6 +120,7 @@ def create_app(
         producer_max_request_size=16 * 1024 * 1024,
         consumer_max_fetch_size=8 * 1024 * 1024,
         producer_linger_ms=5,
+        producer_compression_type=settings.producer_compression(),
         stream_recovery_delay=0.0,
         stream_buffer_maxsize=settings.stream_buffer_records,
         # Records are acknowledged only at checkpoints; a rebalance must not wait for them (it

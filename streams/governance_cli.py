@@ -21,7 +21,9 @@ from riskmon.topics import GOVERNANCE_INPUT_TOPIC, GOVERNANCE_TOPIC
 async def request_reenable(settings: Settings, model: str) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all")
+    producer = AIOKafkaProducer(
+        **settings.kafka_client_kwargs(), acks="all", compression_type=settings.producer_compression()
+    )
     await producer.start()
     try:
         await producer.send_and_wait(GOVERNANCE_INPUT_TOPIC, orjson.dumps({"reenable": model}),

@@ -67,7 +67,7 @@ from riskmon.events import (
     EventError,
     validate_event,
 )
-from riskmon.fastcheck import fast_check
+from riskmon.fastcheck import fast_check, fast_line
 from riskmon.metrics import RiskmonMetrics
 from riskmon.settings import Settings
 from riskmon.topics import INTERNAL_TOPIC
@@ -150,7 +150,8 @@ class IngestRouter:
         self.max_future_s = max_future_s
         self.clock = clock
         self.counts = IngestCounts()
-        self._buffers: dict[tuple[str, int, int], list[dict]] = {}
+        # Per (stream, source partition, internal partition): events encoded as JSON, in order.
+        self._buffers: dict[tuple[str, int, int], list[bytes]] = {}
         # Per internal partition: encoded segments in order, how many events and bytes they hold.
         self._segments: dict[int, list[bytes]] = {}
         self._segment_events: dict[int, int] = {}
@@ -181,6 +182,13 @@ class IngestRouter:
         if value is None or not value:
             self._dead_letter(topic, partition, offset, value, key, "record: empty value")
             return
+        if len(value) <= MAX_EVENT_BYTES:
+            # The common case, a valid single event, is decoded and checked in one step and
+            # forwarded as it came (the worker reads it exactly as it would read it re-encoded).
+            checked = fast_line(value)
+            if checked is not None:
+                self._route(stream, topic, partition, offset, None, value, None, key, checked)
+                return
         try:
             obj = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
@@ -225,16 +233,22 @@ class IngestRouter:
         # A validated event is small by construction (every string field has a maximum length
         # and extra fields are forbidden), so envelope members need no separate size check.
         checked = fast_check(obj)
-        if checked is not None:
-            etype, firm_id, arrival = checked
-        else:
+        if checked is None:
             try:
                 event = validate_event(obj)
             except EventError as exc:
                 self._reject(topic, partition, offset, obj, raw, key, str(exc), index)
                 return
-            etype, firm_id = event.type, event.firm_id
-            arrival = event.delivery_time.timestamp()
+            checked = event.type, event.firm_id, event.delivery_time.timestamp()
+        self._route(stream, topic, partition, offset, obj, raw, index, key, checked)
+
+    def _route(
+        self, stream: str, topic: str, partition: int, offset: int, obj: Any, raw: bytes | None,
+        index: int | None, key: bytes | None, checked: tuple[str, str, float],
+    ) -> None:
+        """Buffer one valid event for its internal partition: ``raw``, the value of a single-event
+        record, is forwarded as it came; ``obj``, an envelope member, is encoded again."""
+        etype, firm_id, arrival = checked
         if etype != stream:
             self._reject(
                 topic, partition, offset, obj, raw, key,
@@ -253,7 +267,7 @@ class IngestRouter:
         buf = self._buffers.get(buf_key)
         if buf is None:
             buf = self._buffers[buf_key] = []
-        buf.append(obj)
+        buf.append(raw if raw is not None else orjson.dumps(obj))
         self.counts.events[stream] += 1
         if len(buf) >= self.envelope_max_events:
             self._flush_buffer(buf_key)
@@ -316,8 +330,8 @@ class IngestRouter:
         stream, source, target = buf_key
         self._add_events(stream, source, target, events)
 
-    def _add_events(self, stream: str, source: int, target: int, events: list[dict]) -> None:
-        segment = orjson.dumps({"stream": stream, "src": source, "events": events})
+    def _add_events(self, stream: str, source: int, target: int, events: list[bytes]) -> None:
+        segment = b'{"stream":"%s","src":%d,"events":[%s]}' % (stream.encode(), source, b",".join(events))
         if len(segment) > self.envelope_max_bytes and len(events) > 1:
             half = len(events) // 2
             self._add_events(stream, source, target, events[:half])
@@ -470,8 +484,12 @@ async def run_ingest(
     raised."""
     from aiokafka.errors import KafkaError
 
+    from riskmon.kafka_tuning import apply_aiokafka_patches
     from riskmon.topics import ensure_pipeline_topics
 
+    # A caught-up ingest otherwise re-fetches in a busy loop on brokers that answer empty
+    # fetches at once (noida-db: 0.9 core for the stage, starving the workers beside it).
+    apply_aiokafka_patches()
     await ensure_pipeline_topics(settings)
     stop = stop or asyncio.Event()
     router = IngestRouter(settings.partitions, max_future_s=settings.ingest_max_future_s)

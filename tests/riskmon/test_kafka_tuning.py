@@ -57,3 +57,19 @@ def test_empty_fetches_back_off_and_fetches_with_data_do_not(monkeypatch: Any) -
     assert asyncio.run(Fetcher._proc_fetch_request(None, None, 0, None)) is False
     assert asyncio.run(Fetcher._proc_fetch_request(None, None, 0, None)) is True
     assert slept == [kafka_tuning.EMPTY_FETCH_BACKOFF_S]
+
+
+def test_every_cli_command_gets_the_fetch_backoff(monkeypatch: Any, capsys: Any) -> None:
+    """`riskmon tail`, `ingest`, `demo` and `bench` run plain aiokafka consumers that sit idle for
+    long spells; the CLI entry point patches the fetcher before any command runs."""
+    from aiokafka.consumer.fetcher import Fetcher
+
+    from riskmon.cli import main
+
+    async def unpatched(self: Any, assignment: Any, node_id: Any, request: Any) -> bool:
+        return True
+
+    monkeypatch.setattr(Fetcher, "_proc_fetch_request", unpatched)
+    assert main(["schema"]) == 0
+    capsys.readouterr()
+    assert getattr(Fetcher._proc_fetch_request, "_riskmon_backoff", False)

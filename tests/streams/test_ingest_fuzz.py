@@ -205,6 +205,31 @@ def _collect(out: list[tuple[int, bytes]], seqs: dict[tuple[int, str, int], list
                 seqs.setdefault((target, seg["stream"], seg["src"]), []).extend(e["event_id"] for e in seg["events"])
 
 
+def test_single_events_are_forwarded_as_they_came_and_read_like_envelope_members() -> None:
+    """A valid single-event record goes into the internal envelope byte for byte (not decoded and
+    encoded again); the worker's decoding of it equals that of the same event sent in an
+    envelope, whether the record took the fast path (canonical) or the contract's validator."""
+    from riskmon.fastcheck import fast_line
+
+    canonical = orjson.dumps(valid_event("payment", n=1))
+    spaced = b'{ "event_id": "fz-pa-2", "firm_id": "F900001", "type": "payment",\n "event_time": ' \
+             b'"2025-11-02 10:00:00+08:00", "source": "fu\\u007az", "txn_id": "T2", "amount": 88, ' \
+             b'"direction": "in", "channel": "pos" }'
+    assert fast_line(canonical) is not None and fast_check(orjson.loads(spaced)) is None
+    singles = IngestRouter(partitions=1, clock=lambda: NOW)
+    members = IngestRouter(partitions=1, clock=lambda: NOW)
+    topic = EVENT_TOPICS["payment"]
+    for offset, value in enumerate((canonical, spaced)):
+        singles.on_record(topic, 0, offset, value)
+    members.on_record(topic, 0, 0, b'{"riskmon_batch":1,"events":[' + canonical + b"," + spaced + b"]}")
+    (out_single, dead_single), (out_member, dead_member) = singles.drain(), members.drain()
+    assert dead_single == dead_member == []
+    assert canonical in out_single[0][1] and spaced in out_single[0][1]
+    assert spaced not in out_member[0][1]
+    assert orjson.loads(out_single[0][1]) == orjson.loads(out_member[0][1])
+    assert orjson.loads(out_single[0][1])["segments"][0]["events"][1]["source"] == "fuzz"
+
+
 def test_internal_records_stay_under_the_broker_limit() -> None:
     """A burst of large single-event records into one partition, no watermark: the ingest stage
     must not build an internal record the broker refuses (about 1 MiB), which would stop it."""
