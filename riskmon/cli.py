@@ -223,11 +223,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from riskmon.kafka_tuning import apply_aiokafka_patches
-
-    # Every command's idle consumers (tail, ingest, demo, bench) would otherwise spin on brokers
-    # that answer empty fetches at once; on Apache Kafka the patch changes nothing.
-    apply_aiokafka_patches()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

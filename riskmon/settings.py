@@ -227,6 +227,12 @@ class Settings(BaseSettings):
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Connection and security options for aiokafka clients (producer, consumer, admin)."""
+        from riskmon.kafka_tuning import apply_aiokafka_patches
+
+        # Every riskmon aiokafka client is built from these options, so this is where the
+        # empty-fetch backoff is ensured: without it an idle consumer (ingest caught up, tail,
+        # demo, bench) spins on brokers that answer empty fetches at once (noida-db: 0.9 core).
+        apply_aiokafka_patches()
         kwargs: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": self.client_id,

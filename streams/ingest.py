@@ -484,12 +484,8 @@ async def run_ingest(
     raised."""
     from aiokafka.errors import KafkaError
 
-    from riskmon.kafka_tuning import apply_aiokafka_patches
     from riskmon.topics import ensure_pipeline_topics
 
-    # A caught-up ingest otherwise re-fetches in a busy loop on brokers that answer empty
-    # fetches at once (noida-db: 0.9 core for the stage, starving the workers beside it).
-    apply_aiokafka_patches()
     await ensure_pipeline_topics(settings)
     stop = stop or asyncio.Event()
     router = IngestRouter(settings.partitions, max_future_s=settings.ingest_max_future_s)

@@ -59,17 +59,17 @@ def test_empty_fetches_back_off_and_fetches_with_data_do_not(monkeypatch: Any) -
     assert slept == [kafka_tuning.EMPTY_FETCH_BACKOFF_S]
 
 
-def test_every_cli_command_gets_the_fetch_backoff(monkeypatch: Any, capsys: Any) -> None:
+def test_every_client_built_from_the_settings_gets_the_fetch_backoff(monkeypatch: Any) -> None:
     """`riskmon tail`, `ingest`, `demo` and `bench` run plain aiokafka consumers that sit idle for
-    long spells; the CLI entry point patches the fetcher before any command runs."""
+    long spells; all of them take their options from ``Settings.kafka_client_kwargs``, which
+    patches the fetcher first."""
     from aiokafka.consumer.fetcher import Fetcher
 
-    from riskmon.cli import main
+    from riskmon.settings import Settings
 
     async def unpatched(self: Any, assignment: Any, node_id: Any, request: Any) -> bool:
         return True
 
     monkeypatch.setattr(Fetcher, "_proc_fetch_request", unpatched)
-    assert main(["schema"]) == 0
-    capsys.readouterr()
+    Settings(bootstrap_servers="127.0.0.1:9").kafka_client_kwargs()
     assert getattr(Fetcher._proc_fetch_request, "_riskmon_backoff", False)
