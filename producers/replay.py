@@ -65,7 +65,6 @@ from riskmon import wire
 from riskmon.events import (
     MAX_EVENT_BYTES,
     EventError,
-    parse_event,
 )
 
 #: Watermark interval in seconds of arrival time; boundaries are multiples of it since the epoch.
@@ -89,7 +88,6 @@ CHECK_EVERY = 512
 POOL_MIN_BYTES = 32 * 1024 * 1024
 
 _UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 
 
 class ReplayError(RuntimeError):
@@ -101,36 +99,15 @@ from riskmon.fastcheck import (  # noqa: E402  (replay validates with them)
     FAST_PATH,
     _fast_line_msgspec,
     _fast_line_orjson,
+    check_line,
     fast_check,
     fast_line,
+    slow_line,
+    timestamp_of,
 )
 
 if _fast_line_msgspec is not None:
     from riskmon.fastcheck import _m_decode
-
-
-def timestamp_of(dt: datetime) -> float:
-    """Seconds since the epoch of an aware datetime."""
-    return (dt - _EPOCH).total_seconds()
-
-
-
-
-def slow_line(raw: bytes) -> tuple[str, str, float]:
-    """The contract's own decoding and validation (:func:`riskmon.events.parse_event`); raises
-    :class:`EventError`."""
-    event = parse_event(raw)
-    return event.type, event.firm_id, timestamp_of(event.delivery_time)
-
-
-def check_line(raw: bytes) -> tuple[str, str, float]:
-    """Decode and validate one line: ``(type, firm_id, arrival_timestamp)``; raises
-    :class:`EventError` with the contract's message for a bad line."""
-    if len(raw) <= MAX_EVENT_BYTES:
-        info = fast_line(raw)
-        if info is not None:
-            return info
-    return slow_line(raw)
 
 
 # --------------------------------------------------------------------------------------------

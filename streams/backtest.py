@@ -16,8 +16,8 @@ from typing import Any, Iterable
 
 import orjson
 
-from riskmon.events import MAX_EVENT_BYTES, EventError, decode_json, validate_event
-from riskmon.fastcheck import fast_check, fast_line
+from riskmon.events import EventError
+from riskmon.fastcheck import check_line
 from riskmon.settings import Settings
 from riskmon.wire import WATERMARK_INTERVAL_S, WatermarkSchedule
 from streams.eventtime import STREAMS
@@ -124,25 +124,14 @@ def run_backtest(
         for _, raw in iter_lines(Path(path)):
             read += 1
             try:
-                # Checked in one step on the raw bytes, decoded to the dict the core reads.
-                checked = fast_line(raw) if len(raw) <= MAX_EVENT_BYTES else None
-                if checked is not None:
-                    obj = loads(raw)
-                    arrival = checked[2]
-                else:
-                    obj = decode_json(raw)
-                    checked = fast_check(obj)
-                    if checked is not None:
-                        arrival = checked[2]
-                    else:
-                        arrival = validate_event(obj).delivery_time.timestamp()
+                arrival = check_line(raw)[2]
             except EventError:
                 invalid += 1
                 continue
             boundary = schedule.observe(arrival)
             if boundary is not None:
                 advance(boundary)
-            pending.append(obj)
+            pending.append(loads(raw))  # the dict the core reads
     final = schedule.final()
     if final is not None:
         advance(final)
